@@ -1,0 +1,125 @@
+"""One typed settings object for the whole system (environment variables ``CIMS_*``)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Keys that development generates once into var/secrets/ and production must be given.
+SECRET_KEYS = ("master_key", "blind_index_key", "cookie_key")
+
+
+class InsecureSettingsError(RuntimeError):
+    """Raised when production is started with missing or development secrets."""
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; secrets are ``SecretStr`` so they print masked."""
+
+    model_config = SettingsConfigDict(env_prefix="CIMS_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str | None = None
+    data_dir: Path = PROJECT_ROOT / "var"
+    port: int = 8501
+    default_language: Literal["zh", "en"] = "zh"
+    timezone: str = "Asia/Shanghai"
+
+    master_key: SecretStr | None = None
+    blind_index_key: SecretStr | None = None
+    cookie_key: SecretStr | None = None
+    backup_dir: Path | None = None
+    backup_public_key: Path | None = None
+    backup_private_key: Path | None = None
+
+    bcrypt_rounds: int = 12
+    login_sleep_seconds: float = 0.7
+    session_idle_minutes: int = 15
+
+    @model_validator(mode="after")
+    def _refuse_weak_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        missing = [name for name in SECRET_KEYS if getattr(self, name) is None]
+        if missing:
+            raise InsecureSettingsError(
+                "production refuses to start without: "
+                + ", ".join(f"CIMS_{name.upper()}" for name in missing)
+            )
+        dev_dir = self.secrets_dir
+        for name in SECRET_KEYS:
+            value = getattr(self, name).get_secret_value()
+            if len(_decode_key(value)) < 32:
+                raise InsecureSettingsError(f"CIMS_{name.upper()} must hold at least 32 bytes")
+            dev_file = dev_dir / name
+            if dev_file.exists() and dev_file.read_text().strip() == value:
+                raise InsecureSettingsError(
+                    f"CIMS_{name.upper()} is the generated development key; "
+                    "production needs its own"
+                )
+        if self.bcrypt_rounds < 12:
+            raise InsecureSettingsError("production needs CIMS_BCRYPT_ROUNDS of at least 12")
+        return self
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Folder where development keys are generated (never used in production)."""
+        return self.data_dir / "secrets"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        """Data directory of the embedded PostgreSQL."""
+        return self.data_dir / "pgdata"
+
+    def key_bytes(self, name: str) -> bytes:
+        """Raw bytes of a configured secret key (base64 or hex or plain text)."""
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise InsecureSettingsError(f"CIMS_{name.upper()} is not configured")
+        return _decode_key(value.get_secret_value())
+
+
+def _decode_key(text: str) -> bytes:
+    """Interpret a key written as url-safe base64, falling back to its UTF-8 bytes."""
+    try:
+        raw = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4))
+        if len(raw) >= 32:
+            return raw
+    except ValueError:
+        pass
+    return text.encode()
+
+
+def ensure_development_secrets(settings: Settings) -> Settings:
+    """Fill missing keys from var/secrets/, generating each once (mode 0600)."""
+    if settings.env == "production":
+        return settings
+    folder = settings.secrets_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    updates: dict[str, SecretStr] = {}
+    for name in SECRET_KEYS:
+        if getattr(settings, name) is not None:
+            continue
+        path = folder / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        updates[name] = SecretStr(path.read_text().strip())
+    return settings.model_copy(update=updates)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, with development keys filled in."""
+    return ensure_development_secrets(Settings())

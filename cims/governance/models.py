@@ -1,0 +1,108 @@
+"""Governance: backups registry, scheduled job runs, risk-model registry and scores."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Index, Numeric, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cims.base import Base, fk, one_of, pk
+
+
+class Backup(Base):
+    """One encrypted backup: manifest, checksum and the result of its restore check."""
+
+    __tablename__ = "backups"
+    __table_args__ = (
+        one_of("status", ("running", "succeeded", "failed")),
+        one_of("verify_status", ("pending", "passed", "failed")),
+    )
+
+    id: Mapped[int] = pk()
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(default="running")
+    trigger: Mapped[str] = mapped_column(default="manual")  # manual | schedule
+    triggered_by_id: Mapped[int | None] = fk("users.id")
+    path: Mapped[str | None]
+    size_bytes: Mapped[int | None]
+    sha256: Mapped[str | None]
+    server_version: Mapped[str | None]
+    schema_revision: Mapped[str | None]
+    manifest: Mapped[dict[str, Any] | None]
+    verify_status: Mapped[str] = mapped_column(default="pending")
+    verified_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None]
+
+
+class JobRun(Base):
+    """A run of a scheduled job (backup, reminders, snapshot); one per slot cluster-wide."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "scheduled_for"),
+        one_of("status", ("running", "succeeded", "failed")),
+    )
+
+    id: Mapped[int] = pk()
+    job: Mapped[str]
+    scheduled_for: Mapped[dt.datetime]
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(default="running")
+    detail: Mapped[dict[str, Any] | None]
+
+
+class ModelVersion(Base):
+    """A registered risk-model version with its training window, features and metrics."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_name", "version"),
+        one_of("status", ("candidate", "active", "retired")),
+        Index(
+            "uq_model_versions_one_active",
+            "model_name",
+            unique=True,
+            postgresql_where="status = 'active'",
+        ),
+    )
+
+    id: Mapped[int] = pk()
+    model_name: Mapped[str]  # readmission_30d | no_show
+    version: Mapped[int]
+    status: Mapped[str] = mapped_column(default="candidate")
+    trained_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    trained_by_id: Mapped[int | None] = fk("users.id")
+    train_window_start: Mapped[dt.date | None]
+    train_window_end: Mapped[dt.date | None]
+    n_train: Mapped[int | None]
+    n_validation: Mapped[int | None]
+    features: Mapped[list[Any]]
+    metrics: Mapped[dict[str, Any]]
+    artifact_path: Mapped[str | None]
+    artifact_sha256: Mapped[str | None]
+    promoted_at: Mapped[dt.datetime | None]
+    promoted_by_id: Mapped[int | None] = fk("users.id")
+
+
+class RiskScore(Base):
+    """A model's score for one subject (discharge or appointment) with its reasons."""
+
+    __tablename__ = "risk_scores"
+    __table_args__ = (
+        Index("ix_risk_scores_patient_time", "patient_id", "scored_at"),
+        Index("ix_risk_scores_subject", "subject_type", "subject_id"),
+    )
+
+    id: Mapped[int] = pk()
+    model_version_id: Mapped[int] = fk("model_versions.id", nullable=False)
+    patient_id: Mapped[int] = fk("patients.id", nullable=False)
+    subject_type: Mapped[str]  # encounter | appointment
+    subject_id: Mapped[int]
+    score: Mapped[Decimal] = mapped_column(Numeric(6, 5))
+    factors: Mapped[list[Any]]
+    scored_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
