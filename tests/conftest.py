@@ -103,3 +103,16 @@ def session(engine: Engine) -> Iterator[Session]:
         finally:
             db.close()
             outer.rollback()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--e2e`` runs the browser journeys (make e2e); the normal suite leaves them out."""
+    parser.addoption("--e2e", action="store_true", help="run real-browser journeys")
+
+
+def pytest_ignore_collect(collection_path: object, config: pytest.Config) -> bool | None:
+    """Collect tests/e2e only when --e2e is given, and then only them."""
+    in_e2e = "e2e" in getattr(collection_path, "parts", ())
+    if config.getoption("--e2e"):
+        return None
+    return True if in_e2e else None

@@ -25,8 +25,8 @@ def ensure_roles_and_privileges(session: Session) -> None:
             .returning(Role.code)
         )
         fresh_roles.update(result.scalars())
-    role_ids = dict(session.execute(select(Role.code, Role.id)).tuples())
-    permission_ids = dict(session.execute(select(Permission.code, Permission.id)).tuples())
+    role_ids = dict(session.execute(select(Role.code, Role.id)).all())
+    permission_ids = dict(session.execute(select(Permission.code, Permission.id)).all())
     for code in fresh_roles:
         # Default grants only for roles created now: an admin's later edits stand.
         for privilege in ROLE_DEFAULTS[code]:

@@ -1,0 +1,42 @@
+# CIMS — two commands: `make run` and `make test`. Only Python 3.11+ and make are needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint e2e bench venv clean-venv db-test
+
+run: $(STAMP) ## set up, migrate, load the demo hospital on first start, serve on CIMS_PORT
+	$(PY) -m cims run
+
+test: $(STAMP) ## the whole pytest suite against a real PostgreSQL
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy cims analytics models
+
+e2e: $(STAMP) ## real-browser journeys (installs Debian chromium if missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium ..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	  || { echo "could not install chromium"; exit 1; }; }
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e --e2e
+
+bench: $(STAMP) ## benchmarks: each prints one JSON line
+	@set -e; for b in bench/*.py; do \
+	  case $$b in */_*) continue;; esac; \
+	  echo "== $$b"; $(PY) $$b; done
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""DuckDB analytics over de-identified snapshots (pure functions; no streamlit)."""

@@ -1,0 +1,200 @@
+"""Command line (``python -m cims ...``): database set-up, demo data, users, serving."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from cims import migrate as migrations
+from cims.config import PROJECT_ROOT, get_settings
+
+app = typer.Typer(help="CIMS hospital patient-information system.", no_args_is_help=True)
+
+
+def _url() -> str:
+    from cims.db import database_url, ensure_database
+
+    url = database_url()
+    ensure_database(url)
+    return url
+
+
+def _prepare(url: str) -> None:
+    """Migrate to head and load the reference data every installation needs."""
+    from cims.security.bootstrap import ensure_roles_and_privileges
+
+    migrations.upgrade(url)
+    engine = create_engine(url)
+    with Session(engine) as session:
+        ensure_roles_and_privileges(session)
+        session.commit()
+    engine.dispose()
+
+
+@app.command("init-db")
+def init_db() -> None:
+    """Create the database if needed, migrate it to the newest schema, load roles."""
+    url = _url()
+    _prepare(url)
+    typer.echo(f"database ready at revision {migrations.current_revision(url)}")
+
+
+@app.command("migrate")
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision (default: newest).")] = "head",
+) -> None:
+    """Apply schema migrations (Alembic) to the configured database."""
+    url = _url()
+    migrations.upgrade(url, revision)
+    typer.echo(f"migrated to {migrations.current_revision(url)}")
+
+
+def _patient_count(url: str) -> int:
+    from cims.patients.models import Patient
+
+    engine = create_engine(url)
+    with Session(engine) as session:
+        count = session.scalar(select(func.count(Patient.id))) or 0
+    engine.dispose()
+    return count
+
+
+@app.command("seed-demo")
+def seed_demo(
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same hospital).")] = 42,
+    reset: Annotated[bool, typer.Option(help="Empty the database first.")] = False,
+    today: Annotated[
+        str | None, typer.Option(help="Anchor date YYYY-MM-DD (default: today).")
+    ] = None,
+) -> None:
+    """Load the demo hospital; refuses a database that already holds patients."""
+    from cims.demo.seed import DemoDataExists
+    from cims.demo.seed import seed_demo as run_seed
+
+    url = _url()
+    _prepare(url)
+    engine = create_engine(url)
+    anchor = dt.date.fromisoformat(today) if today else None
+    try:
+        report = run_seed(
+            engine, patients=patients, seed=seed, reference_date=anchor, reset=reset,
+            progress=lambda message: typer.echo(message, err=True),
+        )
+    except DemoDataExists:
+        typer.echo("the database already holds patients; use --reset to replace them", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"demo hospital loaded in {report.seconds:.1f} s")
+    for table, rows in sorted(report.counts.items()):
+        typer.echo(f"  {table:28s} {rows:>10,}")
+
+
+@app.command("create-user")
+def create_user(
+    username: str,
+    name: Annotated[str, typer.Option(help="Display name.")],
+    role: Annotated[list[str], typer.Option(help="Role code; repeat for several.")],
+    department: Annotated[
+        list[str] | None, typer.Option(help="Department code; repeat for several.")
+    ] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+) -> None:
+    """Create a staff account; TOTP is enrolled at its first sign-in."""
+    from cims.i18n import t
+    from cims.org.models import Department
+    from cims.security.accounts import InvalidAccount, create_account
+
+    url = _url()
+    _prepare(url)
+    engine = create_engine(url)
+    with Session(engine) as session:
+        codes = department or []
+        ids = dict(
+            session.execute(
+                select(Department.code, Department.id).where(Department.code.in_(codes))
+            ).all()
+        )
+        unknown = sorted(set(codes) - set(ids))
+        if unknown:
+            typer.echo(f"unknown department(s): {', '.join(unknown)}", err=True)
+            raise typer.Exit(code=1)
+        try:
+            user = create_account(
+                session=session, username=username, display_name=name, password=password,
+                roles=role, department_ids=[ids[c] for c in codes],
+            )
+        except InvalidAccount as exc:
+            for problem in exc.problems:
+                typer.echo(t(problem, "en"), err=True)
+            raise typer.Exit(code=1) from None
+        session.commit()
+        typer.echo(f"created user {user.username} (id {user.id})")
+    engine.dispose()
+
+
+@app.command("db-url")
+def db_url() -> None:
+    """Print the SQLAlchemy URL of the configured database."""
+    from cims.db import database_url
+
+    typer.echo(database_url())
+    if not get_settings().database_url:
+        typer.echo("(embedded server: it runs while a CIMS process holds it, e.g. make run)", err=True)
+
+
+@app.command("demo-otp")
+def demo_otp(username: str) -> None:
+    """Print the current TOTP code of an enrolled account (demo and test use only)."""
+    from cims.security.crypto import load_cipher
+    from cims.security.mfa import totp_code
+    from cims.security.models import User
+
+    if get_settings().env == "production":
+        typer.echo("demo-otp is disabled in production", err=True)
+        raise typer.Exit(code=1)
+    engine = create_engine(_url())
+    with Session(engine) as session:
+        user = session.scalar(select(User).where(User.username == username.lower()))
+        if user is None or user.totp_secret_enc is None:
+            typer.echo(f"{username} has no TOTP enrolment", err=True)
+            raise typer.Exit(code=1)
+        secret = load_cipher(session).decrypt_text(
+            user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
+        )
+    engine.dispose()
+    typer.echo(totp_code(secret))
+
+
+@app.command("run")
+def run(
+    seed_if_empty: Annotated[
+        bool, typer.Option(help="Load the demo hospital when the database has no patients.")
+    ] = True,
+) -> None:
+    """Migrate, load the demo hospital on first start, then serve the app."""
+    settings = get_settings()
+    url = _url()  # starts the embedded server and holds it while the app runs
+    _prepare(url)
+    if seed_if_empty and settings.env != "production" and _patient_count(url) == 0:
+        typer.echo("first start: loading the demo hospital ...", err=True)
+        seed_demo(patients=2000, seed=42, reset=False, today=None)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+        "--server.port", str(settings.port), "--server.address", "127.0.0.1",
+    ]
+    typer.echo(f"CIMS on http://127.0.0.1:{settings.port}", err=True)
+    try:
+        raise typer.Exit(code=subprocess.call(command, cwd=PROJECT_ROOT, env=dict(os.environ)))
+    except KeyboardInterrupt:
+        raise typer.Exit(code=0) from None

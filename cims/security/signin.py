@@ -1,0 +1,161 @@
+"""Sign-in: password (with lockout counted in the database), then TOTP, then a session row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from cims.base import utcnow
+from cims.config import get_settings
+from cims.security import audit
+from cims.security.accounts import build_actor
+from cims.security.crypto import load_cipher
+from cims.security.mfa import verify_totp
+from cims.security.models import AuthSession, SignInAttempt, User
+from cims.security.passwords import verify_password
+from cims.security.rbac import Actor
+
+MAX_FAILURES = 5
+LOCK_WINDOW = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class PasswordResult:
+    """Outcome of the password step; ``error`` is a translation key when it failed."""
+
+    user_id: int | None
+    error: str | None = None
+    needs_totp: bool = False
+    needs_enrolment: bool = False
+
+
+def check_password(*, session: Session, username: str, password: str) -> PasswordResult:
+    """Verify username and password; wrong, unknown, locked and disabled all look alike."""
+    settings = get_settings()
+    name = username.strip().lower()
+    user = session.scalar(select(User).where(User.username == name))
+    now = utcnow()
+    # Always spend one bcrypt so an unknown name takes as long as a wrong password.
+    valid = verify_password(password, user.password_hash if user else None)
+    error = None
+    if user is None or not valid:
+        error = "signin.invalid"
+    elif not user.is_active:
+        error = "signin.invalid"
+    elif user.locked_until is not None and user.locked_until > now:
+        error = "signin.locked"
+    session.add(
+        SignInAttempt(
+            username=name, user_id=user.id if user else None, success=error is None,
+            stage="password", reason=error,
+        )
+    )
+    if error is not None:
+        if user is not None and not valid:
+            _lock_if_needed(session, user, now)
+        audit.record(session, None, "auth.password", outcome="denied", username=name)
+        session.flush()
+        if settings.login_sleep_seconds:
+            time.sleep(settings.login_sleep_seconds)
+        return PasswordResult(user_id=None, error=error)
+    assert user is not None
+    staff = user.kind == "staff"
+    return PasswordResult(
+        user_id=user.id,
+        needs_totp=staff and user.totp_secret_enc is not None,
+        needs_enrolment=staff and user.totp_secret_enc is None,
+    )
+
+
+def _lock_if_needed(session: Session, user: User, now: dt.datetime) -> None:
+    """Lock the account once MAX_FAILURES wrong passwords fall within LOCK_WINDOW."""
+    session.flush()
+    failures = session.scalar(
+        select(func.count(SignInAttempt.id)).where(
+            SignInAttempt.user_id == user.id,
+            SignInAttempt.success.is_(False),
+            SignInAttempt.attempted_at > now - LOCK_WINDOW,
+        )
+    )
+    if (failures or 0) >= MAX_FAILURES:
+        user.locked_until = now + LOCK_WINDOW
+        audit.record(session, None, "auth.locked", object_type="user", object_id=user.id,
+                     username=user.username)
+
+
+def check_totp(*, session: Session, user_id: int, code: str) -> bool:
+    """Verify the second factor of a user who passed the password step."""
+    user = session.get(User, user_id)
+    if user is None or user.totp_secret_enc is None:
+        return False
+    secret = load_cipher(session).decrypt_text(
+        user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
+    )
+    ok = verify_totp(secret, code)
+    session.add(
+        SignInAttempt(username=user.username, user_id=user.id, success=ok, stage="totp",
+                      reason=None if ok else "signin.bad_code")
+    )
+    if not ok:
+        audit.record(session, None, "auth.totp", outcome="denied", username=user.username)
+        _lock_if_needed(session, user, utcnow())
+    return ok
+
+
+def enrol_totp(*, session: Session, user_id: int, secret: str, code: str) -> bool:
+    """Store a new TOTP secret once the user proves their app shows the right code."""
+    user = session.get(User, user_id)
+    if user is None or not verify_totp(secret, code):
+        return False
+    user.totp_secret_enc = load_cipher(session).encrypt(
+        secret, table="users", column="totp_secret", row_id=user.id
+    )
+    user.mfa_enrolled_at = utcnow()
+    audit.record(session, None, "auth.mfa_enrolled", object_type="user", object_id=user.id,
+                 username=user.username)
+    return True
+
+
+def start_session(*, session: Session, user_id: int) -> tuple[uuid.UUID, Actor]:
+    """Open a server-side session after every factor passed; returns its id and the actor."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise LookupError(user_id)
+    now = utcnow()
+    user.last_login_at = now
+    row = AuthSession(user_id=user.id, mfa_passed_at=now if user.kind == "staff" else None)
+    session.add(row)
+    session.flush()
+    actor = build_actor(session, user)
+    audit.record(session, actor, "auth.sign_in", object_type="session", object_id=row.id)
+    return row.id, actor
+
+
+def touch_session(*, session: Session, session_id: uuid.UUID) -> bool:
+    """Keep a session alive; False when it was revoked or sat idle past the timeout."""
+    idle = dt.timedelta(minutes=get_settings().session_idle_minutes)
+    now = utcnow()
+    result = session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.last_seen_at > now - idle,
+        )
+        .values(last_seen_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def end_session(*, session: Session, session_id: uuid.UUID, reason: str = "logout") -> None:
+    """Revoke a session (sign-out)."""
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoke_reason=reason)
+    )

@@ -1,0 +1,1 @@
+"""scikit-learn risk models: features, training, evaluation, explanation (no streamlit)."""

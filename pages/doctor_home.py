@@ -1,0 +1,53 @@
+"""Doctor's home: today's clinic and patients on the ward."""
+
+import streamlit as st
+
+from cims.appointments.service import list_my_clinic, status_counts
+from cims.clock import local_today
+from cims.db import session_scope
+from cims.records.service import list_my_inpatients
+from cims.security.rbac import Privilege
+from ui.auth import page_guard
+from ui.format import localised, when
+from ui.i18n import tr
+from ui.tables import appointment_table
+
+actor = page_guard(Privilege.VIEW_CLINICAL)
+today = local_today()
+with session_scope() as db:
+    clinic = list_my_clinic(session=db, actor=actor, day=today)
+    ward = list_my_inpatients(session=db, actor=actor, today=today)
+
+st.title(tr("doctor.title", name=actor.display_name))
+st.caption(tr("common.today", day=today.isoformat()))
+counts = status_counts(clinic)
+cols = st.columns(4)
+cols[0].metric(tr("doctor.booked_today"), len(clinic))
+cols[1].metric(tr("appointment.checked_in"), counts.get("checked_in", 0))
+cols[2].metric(tr("appointment.seen"), counts.get("seen", 0))
+cols[3].metric(tr("doctor.inpatients"), len(ward))
+
+st.subheader(tr("doctor.clinic_today"))
+if clinic:
+    st.dataframe(appointment_table(clinic, with_doctor=False), hide_index=True)
+else:
+    st.info(tr("doctor.no_clinic"))
+
+st.subheader(tr("doctor.ward"))
+if ward:
+    st.dataframe(
+        [
+            {
+                tr("col.bed"): f"{localised(row.ward_zh, row.ward_en)} {row.bed}",
+                tr("col.mrn"): row.mrn,
+                tr("col.name"): row.patient_name,
+                tr("col.age"): row.age,
+                tr("col.admitted"): when(row.admitted_at),
+                tr("col.complaint"): row.chief_complaint or "—",
+            }
+            for row in ward
+        ],
+        hide_index=True,
+    )
+else:
+    st.info(tr("doctor.no_inpatients"))

@@ -1,0 +1,175 @@
+"""Sign-in form (password, then TOTP), the page guard and sign-out."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import NoReturn
+
+import qrcode
+import streamlit as st
+
+from cims.db import session_scope
+from cims.security import signin
+from cims.security.mfa import new_totp_secret, provisioning_uri
+from cims.security.rbac import Actor, Privilege
+from ui.i18n import language_switch, tr
+
+ACTOR = "actor"
+SESSION_ID = "auth_session_id"
+PENDING_USER = "pending_user_id"
+PENDING_STAGE = "pending_stage"  # "totp" | "enrol"
+PENDING_NAME = "pending_username"
+ENROL_SECRET = "enrol_secret"
+FLASH = "signin_flash"
+
+
+def current_actor() -> Actor | None:
+    """The signed-in actor if the server-side session is still alive, else None."""
+    actor = st.session_state.get(ACTOR)
+    session_id = st.session_state.get(SESSION_ID)
+    if not isinstance(actor, Actor) or not isinstance(session_id, uuid.UUID):
+        return None
+    with session_scope() as db:
+        alive = signin.touch_session(session=db, session_id=session_id)
+    if not alive:
+        _forget()
+        st.session_state[FLASH] = "signin.expired"
+        return None
+    return actor
+
+
+def _forget() -> None:
+    for key in (ACTOR, SESSION_ID, PENDING_USER, PENDING_NAME, PENDING_STAGE, ENROL_SECRET):
+        st.session_state.pop(key, None)
+
+
+def page_guard(*privileges: Privilege) -> Actor:
+    """First line of every page: sign-in unless signed in, refusal unless privileged."""
+    actor = current_actor()
+    if actor is None:
+        render_sign_in()
+        st.stop()
+    for privilege in privileges:
+        if not actor.can(privilege):
+            st.error(tr("common.access_denied"))
+            st.stop()
+    return actor
+
+
+def stop_signed_out() -> NoReturn:
+    """Show the sign-in and end this run."""
+    render_sign_in()
+    st.stop()
+
+
+def render_sign_in() -> None:
+    """The sign-in screen: hospital name, language, then the current step's form."""
+    language_switch()
+    st.title(tr("app.title"))
+    st.caption(tr("app.subtitle"))
+    flash = st.session_state.pop(FLASH, None)
+    if flash:
+        st.info(tr(flash))
+    stage = st.session_state.get(PENDING_STAGE)
+    if stage == "totp":
+        _totp_form()
+    elif stage == "enrol":
+        _enrol_form()
+    else:
+        _password_form()
+
+
+def _password_form() -> None:
+    with st.form("signin_password"):
+        st.subheader(tr("signin.heading"))
+        username = st.text_input(tr("signin.username"), key="signin_username")
+        password = st.text_input(tr("signin.password"), type="password", key="signin_password")
+        submitted = st.form_submit_button(tr("signin.submit"), type="primary")
+    if not submitted:
+        return
+    if not username or not password:
+        st.error(tr("signin.missing"))
+        return
+    with session_scope() as db:
+        result = signin.check_password(session=db, username=username, password=password)
+    if result.error:
+        st.error(tr(result.error))
+        return
+    st.session_state[PENDING_USER] = result.user_id
+    st.session_state[PENDING_NAME] = username.strip().lower()
+    if result.needs_totp:
+        st.session_state[PENDING_STAGE] = "totp"
+    elif result.needs_enrolment:
+        st.session_state[PENDING_STAGE] = "enrol"
+        st.session_state[ENROL_SECRET] = new_totp_secret()
+    else:
+        _finish(result.user_id)
+    st.rerun()
+
+
+def _totp_form() -> None:
+    with st.form("signin_totp"):
+        st.subheader(tr("signin.totp_heading"))
+        code = st.text_input(tr("signin.totp_code"), max_chars=8, key="signin_code")
+        submitted = st.form_submit_button(tr("signin.verify"), type="primary")
+    if st.button(tr("signin.back")):
+        _forget()
+        st.rerun()
+    if not submitted:
+        return
+    user_id = st.session_state.get(PENDING_USER)
+    with session_scope() as db:
+        ok = user_id is not None and signin.check_totp(session=db, user_id=user_id, code=code)
+    if not ok:
+        st.error(tr("signin.bad_code"))
+        return
+    _finish(user_id)
+    st.rerun()
+
+
+def _enrol_form() -> None:
+    secret = st.session_state.get(ENROL_SECRET) or new_totp_secret()
+    st.session_state[ENROL_SECRET] = secret
+    st.subheader(tr("signin.enrol_heading"))
+    st.write(tr("signin.enrol_help"))
+    user_id = st.session_state.get(PENDING_USER)
+    image = qrcode.make(provisioning_uri(secret, str(st.session_state.get(PENDING_NAME, ""))))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    st.image(buffer.getvalue(), width=220)
+    st.code(secret, language=None)
+    with st.form("signin_enrol"):
+        code = st.text_input(tr("signin.totp_code"), max_chars=8, key="enrol_code")
+        submitted = st.form_submit_button(tr("signin.verify"), type="primary")
+    if not submitted:
+        return
+    with session_scope() as db:
+        ok = user_id is not None and signin.enrol_totp(
+            session=db, user_id=user_id, secret=secret, code=code
+        )
+    if not ok:
+        st.error(tr("signin.bad_code"))
+        return
+    _finish(user_id)
+    st.rerun()
+
+
+def _finish(user_id: int | None) -> None:
+    if user_id is None:
+        return
+    with session_scope() as db:
+        session_id, actor = signin.start_session(session=db, user_id=user_id)
+    _forget()
+    st.session_state[ACTOR] = actor
+    st.session_state[SESSION_ID] = session_id
+
+
+def sign_out() -> None:
+    """Revoke the server-side session and clear this browser session."""
+    session_id = st.session_state.get(SESSION_ID)
+    if isinstance(session_id, uuid.UUID):
+        with session_scope() as db:
+            signin.end_session(session=db, session_id=session_id)
+    _forget()
+    st.session_state[FLASH] = "signin.signed_out"

@@ -1,0 +1,64 @@
+"""Role-filtered navigation and the sidebar shared by every signed-in page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from cims.security.rbac import Actor
+from ui.auth import render_sign_in, sign_out
+from ui.i18n import language_switch, tr
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A page file, its title key and icon, and the roles that see it."""
+
+    path: str
+    title_key: str
+    icon: str
+    roles: tuple[str, ...]
+
+
+# Each role's home first; a user with several roles sees each of their homes.
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/doctor_home.py", "nav.doctor_home", "🩺", ("doctor",)),
+    PageSpec("pages/nurse_home.py", "nav.nurse_home", "💉", ("nurse",)),
+    PageSpec("pages/registrar_home.py", "nav.registrar_home", "🗂️", ("registrar",)),
+    PageSpec("pages/finance_home.py", "nav.finance_home", "💴", ("finance",)),
+    PageSpec("pages/manager_home.py", "nav.manager_home", "📊", ("manager",)),
+    PageSpec("pages/analyst_home.py", "nav.analyst_home", "🧮", ("data_staff",)),
+    PageSpec("pages/admin_home.py", "nav.admin_home", "🛡️", ("admin",)),
+    PageSpec("pages/patient_home.py", "nav.patient_home", "🏠", ("patient",)),
+)
+
+
+def pages_for(actor: Actor) -> list[PageSpec]:
+    """The pages this actor's roles may open, their primary home first."""
+    mine = [spec for spec in PAGES if set(spec.roles) & set(actor.roles)]
+    mine.sort(key=lambda spec: actor.primary_role not in spec.roles)
+    return mine
+
+
+def navigation(actor: Actor | None) -> st.navigation:  # type: ignore[valid-type]
+    """st.navigation for the actor, or a lone hidden sign-in page when signed out."""
+    if actor is None:
+        signin_page = st.Page(render_sign_in, title=tr("signin.heading"), url_path="signin")
+        return st.navigation([signin_page], position="hidden")
+    pages = [
+        st.Page(spec.path, title=tr(spec.title_key), icon=spec.icon, default=i == 0)
+        for i, spec in enumerate(pages_for(actor))
+    ]
+    return st.navigation(pages)
+
+
+def sidebar(actor: Actor) -> None:
+    """Who is signed in, the language switch and sign-out."""
+    with st.sidebar:
+        st.markdown(f"**{actor.display_name}**")
+        st.caption(" · ".join(tr(f"role.{role}") for role in actor.roles))
+        language_switch(st.sidebar)
+        if st.button(tr("signin.sign_out"), key="sign_out", use_container_width=True):
+            sign_out()
+            st.rerun()

@@ -1,0 +1,32 @@
+"""Turning service rows into translated tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from cims.appointments.service import DayAppointment
+from ui.format import hhmm, localised
+from ui.i18n import tr
+
+
+def appointment_table(rows: Sequence[DayAppointment], *, with_doctor: bool) -> pd.DataFrame:
+    """A day list of appointments with translated headers and statuses."""
+    records = []
+    for row in rows:
+        record = {
+            tr("col.time"): hhmm(row.scheduled_at),
+            tr("col.queue"): row.queue_number if row.queue_number is not None else "—",
+            tr("col.mrn"): row.mrn,
+            tr("col.name"): row.patient_name,
+            tr("col.sex"): tr(f"sex.{row.sex}"),
+            tr("col.age"): row.age if row.age is not None else "—",
+            tr("col.department"): localised(row.department_zh, row.department_en),
+            tr("col.status"): tr(f"appointment.{row.status}"),
+            tr("col.checked_in"): hhmm(row.checked_in_at),
+        }
+        if with_doctor:
+            record[tr("col.doctor")] = row.doctor_name or "—"
+        records.append(record)
+    return pd.DataFrame.from_records(records)
