@@ -85,7 +85,11 @@ def seed_demo(
     anchor = dt.date.fromisoformat(today) if today else None
     try:
         report = run_seed(
-            engine, patients=patients, seed=seed, reference_date=anchor, reset=reset,
+            engine,
+            patients=patients,
+            seed=seed,
+            reference_date=anchor,
+            reset=reset,
             progress=lambda message: typer.echo(message, err=True),
         )
     except DemoDataExists:
@@ -131,8 +135,12 @@ def create_user(
             raise typer.Exit(code=1)
         try:
             user = create_account(
-                session=session, username=username, display_name=name, password=password,
-                roles=role, department_ids=[ids[c] for c in codes],
+                session=session,
+                username=username,
+                display_name=name,
+                password=password,
+                roles=role,
+                department_ids=[ids[c] for c in codes],
             )
         except InvalidAccount as exc:
             for problem in exc.problems:
@@ -150,7 +158,9 @@ def db_url() -> None:
 
     typer.echo(database_url())
     if not get_settings().database_url:
-        typer.echo("(embedded server: it runs while a CIMS process holds it, e.g. make run)", err=True)
+        typer.echo(
+            "(embedded server: it runs while a CIMS process holds it, e.g. make run)", err=True
+        )
 
 
 @app.command("demo-otp")
@@ -190,8 +200,15 @@ def run(
         typer.echo("first start: loading the demo hospital ...", err=True)
         seed_demo(patients=2000, seed=42, reset=False, today=None)
     command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(settings.port), "--server.address", "127.0.0.1",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_ROOT / "app.py"),
+        "--server.port",
+        str(settings.port),
+        "--server.address",
+        "127.0.0.1",
     ]
     typer.echo(f"CIMS on http://127.0.0.1:{settings.port}", err=True)
     try:

@@ -69,9 +69,10 @@ def start_embedded(pgdata: Path) -> Any:
     if pgdata.exists():
         _drop_dead_handles(pgdata)
         _drop_stale_postmaster_pid(pgdata)
-    import pgserver  # imported late: it reads XDG_RUNTIME_DIR at import time
+    # Imported late: pgserver reads XDG_RUNTIME_DIR at import time.
+    from pgserver.postgres_server import get_server
 
-    return pgserver.get_server(pgdata, cleanup_mode="stop")
+    return get_server(pgdata, cleanup_mode="stop")
 
 
 def embedded_url(pgdata: Path, database: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ DEFAULT_LANGUAGE = "zh"
 _LOCALES = Path(__file__).resolve().parent / "locales"
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(language: str) -> dict[str, str]:
     """All strings of one language, keyed by dotted message keys."""
     data: dict[str, str] = json.loads((_LOCALES / f"{language}.json").read_text("utf-8"))

@@ -20,17 +20,20 @@ st.caption(tr("manager.period", days=30))
 row1 = st.columns(4)
 row1[0].metric(tr("manager.patients"), f"{figures.patients:,}")
 row1[1].metric(
-    tr("manager.visits"), f"{figures.visits:,}",
+    tr("manager.visits"),
+    f"{figures.visits:,}",
     percent_change(change_ratio(figures.visits, figures.visits_previous)),
 )
 row1[2].metric(
-    tr("manager.admissions"), f"{figures.admissions:,}",
+    tr("manager.admissions"),
+    f"{figures.admissions:,}",
     percent_change(change_ratio(figures.admissions, figures.admissions_previous)),
 )
 row1[3].metric(tr("manager.inpatients_now"), f"{figures.inpatients_now:,}")
 row2 = st.columns(4)
 row2[0].metric(
-    tr("manager.collections"), money(figures.collections),
+    tr("manager.collections"),
+    money(figures.collections),
     percent_change(change_ratio(figures.collections, figures.collections_previous)),
 )
 row2[1].metric(tr("manager.outstanding"), money(figures.outstanding))

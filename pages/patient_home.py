@@ -34,7 +34,9 @@ else:
     st.info(tr("patient.no_appointments"))
 st.subheader(tr("patient.bills"))
 if overview.open_invoices:
-    total = sum((i.balance for i in overview.open_invoices), start=overview.open_invoices[0].balance * 0)
+    total = sum(
+        (i.balance for i in overview.open_invoices), start=overview.open_invoices[0].balance * 0
+    )
     st.metric(tr("patient.balance"), money(total))
     st.dataframe(
         [

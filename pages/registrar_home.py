@@ -16,7 +16,9 @@ today = local_today()
 st.title(tr("registrar.title"))
 st.caption(tr("common.today", day=today.isoformat()))
 with session_scope() as db:
-    departments = {d.id: localised(d.name_zh, d.name_en) for d in list_departments(session=db, actor=actor)}
+    departments = {
+        d.id: localised(d.name_zh, d.name_en) for d in list_departments(session=db, actor=actor)
+    }
 choice = st.selectbox(
     tr("registrar.department"),
     [None, *departments],

@@ -20,9 +20,9 @@ os.environ.setdefault("CIMS_ENV", "test")
 os.environ.setdefault("CIMS_BCRYPT_ROUNDS", "4")
 os.environ.setdefault("CIMS_LOGIN_SLEEP_SECONDS", "0")
 
-from cims import migrate  # noqa: E402
-from cims.config import PROJECT_ROOT  # noqa: E402
-from cims.db import ensure_database, normalise_url  # noqa: E402
+from cims import migrate
+from cims.config import PROJECT_ROOT
+from cims.db import ensure_database, normalise_url
 
 
 def _server_url(database: str) -> str:

@@ -55,16 +55,33 @@ def test_production_refuses_the_generated_development_keys(tmp_path: Path) -> No
 
 def test_production_refuses_short_keys_and_cheap_bcrypt(tmp_path: Path) -> None:
     with pytest.raises(InsecureSettingsError, match="32 bytes"):
-        Settings(env="production", data_dir=tmp_path, master_key="short",
-                 blind_index_key=_key(), cookie_key=_key())
+        Settings(
+            env="production",
+            data_dir=tmp_path,
+            master_key="short",
+            blind_index_key=_key(),
+            cookie_key=_key(),
+        )
     with pytest.raises(InsecureSettingsError, match="BCRYPT"):
-        Settings(env="production", data_dir=tmp_path, master_key=_key(),
-                 blind_index_key=_key(), cookie_key=_key(), bcrypt_rounds=4)
+        Settings(
+            env="production",
+            data_dir=tmp_path,
+            master_key=_key(),
+            blind_index_key=_key(),
+            cookie_key=_key(),
+            bcrypt_rounds=4,
+        )
 
 
 def test_production_accepts_its_own_strong_keys(tmp_path: Path) -> None:
-    settings = Settings(env="production", data_dir=tmp_path, master_key=_key(),
-                        blind_index_key=_key(), cookie_key=_key(), bcrypt_rounds=12)
+    settings = Settings(
+        env="production",
+        data_dir=tmp_path,
+        master_key=_key(),
+        blind_index_key=_key(),
+        cookie_key=_key(),
+        bcrypt_rounds=12,
+    )
     assert ensure_development_secrets(settings) is settings
     assert not (tmp_path / "secrets").exists()
 

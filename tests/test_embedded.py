@@ -31,7 +31,10 @@ SCRIPT = textwrap.dedent(
 def _run(pgdata: Path, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(pgdata), mode],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -56,7 +59,8 @@ def test_server_survives_a_killed_process_and_starts_again() -> None:
     finally:
         subprocess.run(
             [str(_pg_ctl()), "-D", str(pgdata), "stop", "-m", "immediate"],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
             user="pgserver" if os.geteuid() == 0 else None,
         )
         subprocess.run(["rm", "-rf", str(pgdata)], check=False)

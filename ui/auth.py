@@ -20,7 +20,7 @@ SESSION_ID = "auth_session_id"
 PENDING_USER = "pending_user_id"
 PENDING_STAGE = "pending_stage"  # "totp" | "enrol"
 PENDING_NAME = "pending_username"
-ENROL_SECRET = "enrol_secret"
+ENROL_SECRET = "enrol_secret"  # noqa: S105 (a session-state key, not a secret)
 FLASH = "signin_flash"
 
 

@@ -17,6 +17,9 @@ from cims.security.models import User
 from cims.security.rbac import Actor, Privilege, requires
 
 
+DayQuery = Select[Appointment, Patient, Department, str]
+
+
 @dataclass(frozen=True)
 class DayAppointment:
     """One row of a day list: when, who, where, and how far along the visit is."""
@@ -38,7 +41,7 @@ class DayAppointment:
 
 def _day_query(
     day: dt.date,
-) -> Select[tuple[Appointment, Patient, Department, str | None]]:
+) -> DayQuery:
     start, end = day_bounds(day)
     return (
         select(Appointment, Patient, Department, User.display_name)
@@ -52,7 +55,7 @@ def _day_query(
 
 def _rows(
     session: Session,
-    query: Select[tuple[Appointment, Patient, Department, str | None]],
+    query: DayQuery,
     day: dt.date,
 ) -> list[DayAppointment]:
     rows = []
@@ -78,9 +81,7 @@ def _rows(
 
 
 @requires(Privilege.VIEW_CLINICAL)
-def list_my_clinic(
-    *, session: Session, actor: Actor, day: dt.date
-) -> list[DayAppointment]:
+def list_my_clinic(*, session: Session, actor: Actor, day: dt.date) -> list[DayAppointment]:
     """The signed-in doctor's patients booked on ``day`` (their own clinic only)."""
     query = _day_query(day).where(
         Appointment.doctor_id == actor.user_id, Appointment.status != "cancelled"
@@ -135,5 +136,3 @@ def list_departments(*, session: Session, actor: Actor) -> list[Department]:
             .order_by(Department.code)
         ).scalars()
     )
-
-

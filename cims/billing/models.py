@@ -15,7 +15,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cims.base import Base, Tracked, Voidable, fk, one_of, pk, void_check
 
 PRICE_CATEGORIES = (
-    "registration", "consultation", "lab", "imaging", "procedure", "drug", "bed", "nursing",
+    "registration",
+    "consultation",
+    "lab",
+    "imaging",
+    "procedure",
+    "drug",
+    "bed",
+    "nursing",
 )
 CHARGE_SOURCES = ("order", "procedure", "prescription", "registration", "bed_day", "manual")
 INVOICE_STATUSES = ("draft", "issued", "partly_paid", "paid", "void")
@@ -72,9 +79,7 @@ class Charge(Voidable, Base):
     __table_args__ = (
         void_check(),
         one_of("source_type", CHARGE_SOURCES),
-        CheckConstraint(
-            "amount = insurance_amount + patient_amount", name="shares_add_up"
-        ),
+        CheckConstraint("amount = insurance_amount + patient_amount", name="shares_add_up"),
         Index("ix_charges_patient_time", "patient_id", "posted_at"),
         Index("ix_charges_uninvoiced", "patient_id", postgresql_where="invoice_id IS NULL"),
         # A clinical source is charged at most once (corrections void and re-post).
@@ -115,7 +120,9 @@ class Invoice(Voidable, Base):
         CheckConstraint("paid_amount <= patient_amount", name="not_overpaid"),
         CheckConstraint("total_amount = insurance_amount + patient_amount", name="shares_add_up"),
         Index("ix_invoices_patient_time", "patient_id", "created_at"),
-        Index("ix_invoices_open", "due_date", postgresql_where="status IN ('issued','partly_paid')"),
+        Index(
+            "ix_invoices_open", "due_date", postgresql_where="status IN ('issued','partly_paid')"
+        ),
     )
 
     id: Mapped[int] = pk()

@@ -44,15 +44,16 @@ def takings_for_day(*, session: Session, actor: Actor, day: dt.date) -> Takings:
     by_method: dict[str, Decimal] = {}
     mine: dict[str, Decimal] = {}
     count = 0
+    is_mine = (Payment.cashier_id == actor.user_id).label("is_mine")
     rows = session.execute(
-        select(Payment.method, Payment.cashier_id == actor.user_id, func.sum(net), func.count())
+        select(Payment.method, is_mine, func.sum(net), func.count())
         .where(*received)
-        .group_by(Payment.method, Payment.cashier_id == actor.user_id)
+        .group_by(Payment.method, is_mine)
     )
-    for method, is_mine, amount, n in rows:
+    for method, mine_row, amount, n in rows:
         by_method[method] = by_method.get(method, Decimal("0")) + amount
         count += n
-        if is_mine:
+        if mine_row:
             mine[method] = mine.get(method, Decimal("0")) + amount
     outstanding, open_count = session.execute(
         select(
@@ -61,7 +62,10 @@ def takings_for_day(*, session: Session, actor: Actor, day: dt.date) -> Takings:
         ).where(Invoice.status.in_(OPEN_STATUSES), Invoice.voided.is_(False))
     ).one()
     audit.record(
-        session, actor, "billing.view_takings", object_type="takings_day",
+        session,
+        actor,
+        "billing.view_takings",
+        object_type="takings_day",
         object_id=day.isoformat(),
     )
     return Takings(

@@ -36,8 +36,16 @@ class Patient(Voidable, Base):
         one_of("id_type", ID_TYPES),
         one_of("insurance_type", INSURANCE_TYPES),
         one_of("blood_type", BLOOD_TYPES),
-        Index("ix_patients_full_name_prefix", "full_name", postgresql_ops={"full_name": "text_pattern_ops"}),
-        Index("ix_patients_name_initials", "name_initials", postgresql_ops={"name_initials": "text_pattern_ops"}),
+        Index(
+            "ix_patients_full_name_prefix",
+            "full_name",
+            postgresql_ops={"full_name": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_patients_name_initials",
+            "name_initials",
+            postgresql_ops={"name_initials": "text_pattern_ops"},
+        ),
         Index("ix_patients_birth_date", "birth_date"),
         Index("ix_patients_national_id_bidx", "national_id_bidx"),
         Index("ix_patients_phone_bidx", "phone_bidx"),
@@ -47,7 +55,9 @@ class Patient(Voidable, Base):
             "uq_patients_national_id_live",
             "national_id_bidx",
             unique=True,
-            postgresql_where="national_id_bidx IS NOT NULL AND NOT voided AND merged_into_id IS NULL",
+            postgresql_where=(
+                "national_id_bidx IS NOT NULL AND NOT voided AND merged_into_id IS NULL"
+            ),
         ),
     )
 

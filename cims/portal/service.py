@@ -103,10 +103,16 @@ def portal_overview(*, session: Session, actor: Actor, now: dt.datetime) -> Port
         ).scalars()
     ]
     audit.record(
-        session, actor, "portal.view_overview", patient_id=patient.id,
-        object_type="patient", object_id=patient.id,
+        session,
+        actor,
+        "portal.view_overview",
+        patient_id=patient.id,
+        object_type="patient",
+        object_id=patient.id,
     )
     return PortalOverview(
-        patient_name=patient.full_name, mrn=patient.mrn,
-        appointments=appointments, open_invoices=invoices,
+        patient_name=patient.full_name,
+        mrn=patient.mrn,
+        appointments=appointments,
+        open_invoices=invoices,
     )

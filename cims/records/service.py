@@ -64,7 +64,10 @@ def list_my_inpatients(*, session: Session, actor: Actor, today: dt.date) -> lis
         for patient, ward, bed, encounter in session.execute(query)
     ]
     audit.record(
-        session, actor, "records.list_inpatients", object_type="ward_census",
+        session,
+        actor,
+        "records.list_inpatients",
+        object_type="ward_census",
         detail={"rows": len(rows)},
     )
     return rows

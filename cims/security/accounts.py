@@ -85,9 +85,9 @@ def build_actor(session: Session, user: User) -> Actor:
     """Load a user's roles, effective privileges and departments into an Actor."""
     roles = sorted(
         session.execute(
-            select(Role.code).join(UserRole, UserRole.role_id == Role.id).where(
-                UserRole.user_id == user.id
-            )
+            select(Role.code)
+            .join(UserRole, UserRole.role_id == Role.id)
+            .where(UserRole.user_id == user.id)
         ).scalars(),
         key=role_order,
     )

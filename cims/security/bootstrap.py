@@ -13,10 +13,8 @@ from cims.security.rbac import ROLE_DEFAULTS, ROLES, Privilege
 def ensure_roles_and_privileges(session: Session) -> None:
     """Insert missing roles, privileges and default grants; never removes admin edits."""
     for privilege in Privilege:
-        session.execute(
-            insert(Permission).values(code=privilege.value).on_conflict_do_nothing()
-        )
-    fresh_roles = set()
+        session.execute(insert(Permission).values(code=privilege.value).on_conflict_do_nothing())
+    fresh_roles: set[str] = set()
     for code, (name_zh, name_en) in ROLES.items():
         result = session.execute(
             insert(Role)

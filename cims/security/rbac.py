@@ -63,39 +63,69 @@ _P = Privilege
 ROLE_DEFAULTS: dict[str, frozenset[Privilege]] = {
     "admin": frozenset(
         {
-            _P.MANAGE_USERS, _P.MANAGE_ROLES, _P.VIEW_AUDIT, _P.MANAGE_BACKUPS,
-            _P.MANAGE_INCIDENTS, _P.IMPORT_DATA, _P.VIEW_ANALYTICS,
+            _P.MANAGE_USERS,
+            _P.MANAGE_ROLES,
+            _P.VIEW_AUDIT,
+            _P.MANAGE_BACKUPS,
+            _P.MANAGE_INCIDENTS,
+            _P.IMPORT_DATA,
+            _P.VIEW_ANALYTICS,
         }
     ),
     "doctor": frozenset(
         {
-            _P.VIEW_PATIENTS, _P.VIEW_CLINICAL, _P.WRITE_CLINICAL, _P.PRESCRIBE,
-            _P.RECORD_VITALS, _P.BREAK_GLASS, _P.ANSWER_CONSULTATIONS, _P.MANAGE_APPOINTMENTS,
+            _P.VIEW_PATIENTS,
+            _P.VIEW_CLINICAL,
+            _P.WRITE_CLINICAL,
+            _P.PRESCRIBE,
+            _P.RECORD_VITALS,
+            _P.BREAK_GLASS,
+            _P.ANSWER_CONSULTATIONS,
+            _P.MANAGE_APPOINTMENTS,
         }
     ),
     "nurse": frozenset(
         {
-            _P.VIEW_PATIENTS, _P.VIEW_CLINICAL, _P.RECORD_VITALS, _P.CHECK_IN,
-            _P.EDIT_DEMOGRAPHICS, _P.BREAK_GLASS, _P.REGISTER_PATIENTS,
+            _P.VIEW_PATIENTS,
+            _P.VIEW_CLINICAL,
+            _P.RECORD_VITALS,
+            _P.CHECK_IN,
+            _P.EDIT_DEMOGRAPHICS,
+            _P.BREAK_GLASS,
+            _P.REGISTER_PATIENTS,
         }
     ),
     "registrar": frozenset(
         {
-            _P.VIEW_PATIENTS, _P.REGISTER_PATIENTS, _P.EDIT_DEMOGRAPHICS,
-            _P.VIEW_SENSITIVE_IDS, _P.MERGE_PATIENTS, _P.MANAGE_APPOINTMENTS, _P.CHECK_IN,
+            _P.VIEW_PATIENTS,
+            _P.REGISTER_PATIENTS,
+            _P.EDIT_DEMOGRAPHICS,
+            _P.VIEW_SENSITIVE_IDS,
+            _P.MERGE_PATIENTS,
+            _P.MANAGE_APPOINTMENTS,
+            _P.CHECK_IN,
         }
     ),
     "finance": frozenset(
         {
-            _P.VIEW_PATIENTS, _P.VIEW_BILLING, _P.POST_CHARGES, _P.TAKE_PAYMENTS,
-            _P.APPROVE_REFUNDS, _P.MANAGE_PRICES, _P.CLOSE_SETTLEMENT,
+            _P.VIEW_PATIENTS,
+            _P.VIEW_BILLING,
+            _P.POST_CHARGES,
+            _P.TAKE_PAYMENTS,
+            _P.APPROVE_REFUNDS,
+            _P.MANAGE_PRICES,
+            _P.CLOSE_SETTLEMENT,
         }
     ),
     "manager": frozenset({_P.VIEW_ANALYTICS}),
     "data_staff": frozenset(
         {
-            _P.VIEW_ANALYTICS, _P.QUERY_ANALYTICS, _P.RUN_RISK_REPORTS, _P.MANAGE_MODELS,
-            _P.EXPORT_DATA, _P.IMPORT_DATA,
+            _P.VIEW_ANALYTICS,
+            _P.QUERY_ANALYTICS,
+            _P.RUN_RISK_REPORTS,
+            _P.MANAGE_MODELS,
+            _P.EXPORT_DATA,
+            _P.IMPORT_DATA,
         }
     ),
     "patient": frozenset({_P.PORTAL_SELF}),

@@ -43,16 +43,17 @@ def check_password(*, session: Session, username: str, password: str) -> Passwor
     # Always spend one bcrypt so an unknown name takes as long as a wrong password.
     valid = verify_password(password, user.password_hash if user else None)
     error = None
-    if user is None or not valid:
-        error = "signin.invalid"
-    elif not user.is_active:
+    if user is None or not valid or not user.is_active:
         error = "signin.invalid"
     elif user.locked_until is not None and user.locked_until > now:
         error = "signin.locked"
     session.add(
         SignInAttempt(
-            username=name, user_id=user.id if user else None, success=error is None,
-            stage="password", reason=error,
+            username=name,
+            user_id=user.id if user else None,
+            success=error is None,
+            stage="password",
+            reason=error,
         )
     )
     if error is not None:
@@ -84,8 +85,14 @@ def _lock_if_needed(session: Session, user: User, now: dt.datetime) -> None:
     )
     if (failures or 0) >= MAX_FAILURES:
         user.locked_until = now + LOCK_WINDOW
-        audit.record(session, None, "auth.locked", object_type="user", object_id=user.id,
-                     username=user.username)
+        audit.record(
+            session,
+            None,
+            "auth.locked",
+            object_type="user",
+            object_id=user.id,
+            username=user.username,
+        )
 
 
 def check_totp(*, session: Session, user_id: int, code: str) -> bool:
@@ -98,8 +105,13 @@ def check_totp(*, session: Session, user_id: int, code: str) -> bool:
     )
     ok = verify_totp(secret, code)
     session.add(
-        SignInAttempt(username=user.username, user_id=user.id, success=ok, stage="totp",
-                      reason=None if ok else "signin.bad_code")
+        SignInAttempt(
+            username=user.username,
+            user_id=user.id,
+            success=ok,
+            stage="totp",
+            reason=None if ok else "signin.bad_code",
+        )
     )
     if not ok:
         audit.record(session, None, "auth.totp", outcome="denied", username=user.username)
@@ -116,8 +128,14 @@ def enrol_totp(*, session: Session, user_id: int, secret: str, code: str) -> boo
         secret, table="users", column="totp_secret", row_id=user.id
     )
     user.mfa_enrolled_at = utcnow()
-    audit.record(session, None, "auth.mfa_enrolled", object_type="user", object_id=user.id,
-                 username=user.username)
+    audit.record(
+        session,
+        None,
+        "auth.mfa_enrolled",
+        object_type="user",
+        object_id=user.id,
+        username=user.username,
+    )
     return True
 
 

@@ -28,15 +28,15 @@ def test_right_password_then_totp_opens_a_session(session: Session) -> None:
     row = session.get(AuthSession, session_id)
     assert row is not None and row.mfa_passed_at is not None
     assert signin.touch_session(session=session, session_id=session_id)
-    actions = session.scalars(
-        select(AuditEvent.action).where(AuditEvent.actor_id == user.id)
-    ).all()
+    actions = session.scalars(select(AuditEvent.action).where(AuditEvent.actor_id == user.id)).all()
     assert "auth.sign_in" in actions
 
 
 def test_wrong_and_unknown_look_the_same(session: Session) -> None:
     user = factories.user(session, "nurse")
-    wrong = signin.check_password(session=session, username=user.username, password="nope-nope-nope")
+    wrong = signin.check_password(
+        session=session, username=user.username, password="nope-nope-nope"
+    )
     unknown = signin.check_password(session=session, username="nobody-here", password="x" * 12)
     assert wrong == unknown == signin.PasswordResult(user_id=None, error="signin.invalid")
     denied = session.scalar(
@@ -55,9 +55,9 @@ def test_five_failures_lock_the_account_even_with_the_right_password(session: Se
     )
     assert result.error == "signin.locked"
     failures = session.scalar(
-        select(func.count()).select_from(SignInAttempt).where(
-            SignInAttempt.user_id == user.id, SignInAttempt.success.is_(False)
-        )
+        select(func.count())
+        .select_from(SignInAttempt)
+        .where(SignInAttempt.user_id == user.id, SignInAttempt.success.is_(False))
     )
     assert failures == signin.MAX_FAILURES + 1
 

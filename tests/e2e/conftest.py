@@ -1,0 +1,134 @@
+"""Browser journeys: a real CIMS server on a seeded database, driven by Debian chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from cims.config import PROJECT_ROOT
+from cims.security.crypto import load_cipher
+from cims.security.models import User
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SHOTS = PROJECT_ROOT / "var" / "e2e"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def e2e_db(fresh_database: Callable[[str], str]) -> str:
+    """A seeded demo hospital for the browser journeys."""
+    from cims.demo.seed import seed_demo
+
+    url = fresh_database("e2e")
+    engine = create_engine(url)
+    seed_demo(engine, patients=300, seed=11)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def server(e2e_db: str) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port; yields its base URL."""
+    port = _free_port()
+    env = dict(os.environ, CIMS_DATABASE_URL=e2e_db, CIMS_DEFAULT_LANGUAGE="en")
+    log = open(PROJECT_ROOT / "var" / "e2e-server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as reply:  # noqa: S310
+                if reply.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("the CIMS server did not start; see var/e2e-server.log")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian chromium (never a downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("chromium is not installed: run `make e2e`, which installs it")
+    with sync_playwright() as pw:
+        instance = _launch(pw)
+        yield instance
+        instance.close()
+
+
+def _launch(pw: Playwright) -> Browser:
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@pytest.fixture(scope="session")
+def totp_for(e2e_db: str) -> Callable[[str], str]:
+    """Current TOTP code of a demo account (what `cims demo-otp USER` prints)."""
+
+    def code(username: str) -> str:
+        engine = create_engine(e2e_db)
+        with Session(engine) as session:
+            user = session.scalar(select(User).where(User.username == username))
+            assert user is not None and user.totp_secret_enc is not None
+            secret = load_cipher(session).decrypt_text(
+                user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
+            )
+        engine.dispose()
+        return pyotp.TOTP(secret).now()
+
+    return code
+
+
+@pytest.fixture(scope="session")
+def shots() -> Path:
+    """Folder for screenshots taken at each journey's key step."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS

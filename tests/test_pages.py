@@ -1,0 +1,198 @@
+"""Pages through Streamlit's AppTest: signed-out visitors see only the sign-in; every role
+signs in with the real form (password + TOTP) and lands on a home page with real data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from cims.db import reset_engine
+from cims.security.crypto import load_cipher
+from cims.security.models import User
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def demo_url(fresh_database: Callable[[str], str]) -> Iterator[str]:
+    """A small seeded demo hospital that the app under test is pointed at."""
+    from cims.demo.seed import seed_demo
+
+    url = fresh_database("pages")
+    engine = create_engine(url)
+    seed_demo(engine, patients=300, seed=7)
+    engine.dispose()
+    previous = os.environ.get("CIMS_DATABASE_URL")
+    os.environ["CIMS_DATABASE_URL"] = url
+    reset_engine()
+    yield url
+    if previous is None:
+        os.environ.pop("CIMS_DATABASE_URL", None)
+    else:
+        os.environ["CIMS_DATABASE_URL"] = previous
+    reset_engine()
+
+
+def _totp(url: str, username: str) -> str:
+    engine = create_engine(url)
+    with Session(engine) as session:
+        user = session.scalar(select(User).where(User.username == username))
+        assert user is not None and user.totp_secret_enc is not None
+        secret = load_cipher(session).decrypt_text(
+            user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
+        )
+    engine.dispose()
+    return pyotp.TOTP(secret).now()
+
+
+def _shows_only_sign_in(at: AppTest) -> None:
+    assert not at.exception
+    labels = [w.label for w in at.text_input]
+    assert labels[:2] in (["用户名", "密码"], ["Username", "Password"])
+    assert len(at.dataframe) == 0 and len(at.metric) == 0
+
+
+def sign_in(url: str, username: str, password: str, language: str = "en") -> AppTest:
+    """Drive the real sign-in form of app.py; returns the app on the user's home page."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["lang"] = language
+    at.run()
+    _shows_only_sign_in(at)
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    if any(w.key == "signin_code" for w in at.text_input):
+        at.text_input(key="signin_code").input(_totp(url, username))
+        at.button[0].click().run()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("page", PAGE_FILES)
+def test_page_opened_signed_out_shows_only_the_sign_in(page: str, demo_url: str) -> None:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    _shows_only_sign_in(at)
+
+
+def test_app_signed_out_shows_only_the_sign_in(demo_url: str) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    _shows_only_sign_in(at)
+    assert "nav" not in str(at.sidebar).lower() or len(at.sidebar.button) == 0
+
+
+def test_wrong_password_is_one_clear_message(demo_url: str) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["lang"] = "zh"
+    at.run()
+    at.text_input[0].input("doctor")
+    at.text_input[1].input("not-the-password")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["用户名或密码错误。"]
+    _shows_only_sign_in(at)
+
+
+def _metric(at: AppTest, label: str) -> str:
+    for metric in at.metric:
+        if metric.label == label:
+            return str(metric.value)
+    raise AssertionError(f"no metric {label!r} in {[m.label for m in at.metric]}")
+
+
+def test_doctor_sees_todays_clinic(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    at = sign_in(demo_url, "doctor", DEMO_LOGINS["doctor"][0])
+    assert at.title[0].value.startswith("Good day, Dr")
+    assert int(_metric(at, "Booked today")) > 0
+    assert len(at.dataframe[0].value) == int(_metric(at, "Booked today"))
+
+
+def test_registrar_sees_todays_appointments(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    at = sign_in(demo_url, "registrar", DEMO_LOGINS["registrar"][0])
+    assert at.title[0].value == "Today's appointments"
+    assert len(at.dataframe[0].value) > 0
+
+
+def test_finance_sees_todays_takings(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    at = sign_in(demo_url, "finance", DEMO_LOGINS["finance"][0])
+    assert at.title[0].value == "Today's takings"
+    assert _metric(at, "Hospital total today") != "¥0.00"
+    assert len(at.dataframe[0].value) > 0
+
+
+def test_manager_sees_headline_counts(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    at = sign_in(demo_url, "manager", DEMO_LOGINS["manager"][0])
+    assert int(_metric(at, "Registered patients").replace(",", "")) >= 300
+    assert int(_metric(at, "Visits").replace(",", "")) > 0
+    assert len(at.dataframe) == 0  # aggregates only, no patient rows
+
+
+def test_admin_sees_users(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    at = sign_in(demo_url, "admin", DEMO_LOGINS["admin"][0])
+    usernames = set(at.dataframe[0].value["Username"])
+    assert {"admin", "doctor", "nurse", "registrar", "finance", "manager", "analyst"} <= usernames
+
+
+@pytest.mark.parametrize("username", ["nurse", "analyst", "patient"])
+def test_other_roles_land_on_their_home(username: str, demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    titles = {"nurse": "Hello, ", "analyst": "Data desk", "patient": "Hello, "}
+    at = sign_in(demo_url, username, DEMO_LOGINS[username][0])
+    assert at.title[0].value.startswith(titles[username])
+    assert len(at.metric) > 0 or len(at.dataframe) > 0
+
+
+def test_chinese_home_page_has_no_missing_strings(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    at = sign_in(demo_url, "doctor", DEMO_LOGINS["doctor"][0], language="zh")
+    assert "医生" in at.title[0].value
+    texts = [m.label for m in at.metric] + [s.value for s in at.subheader]
+    assert all("." not in text or " " in text for text in texts), texts
+
+
+def test_sign_out_revokes_the_session(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+
+    at = sign_in(demo_url, "finance", DEMO_LOGINS["finance"][0])
+    at.sidebar.button(key="sign_out").click().run()
+    _shows_only_sign_in(at)
+    assert "You have signed out." in [i.value for i in at.info]
+
+
+def test_idle_session_is_signed_out(demo_url: str) -> None:
+    from cims.base import utcnow
+    from cims.demo.seed import DEMO_LOGINS
+    from cims.security.models import AuthSession
+
+    at = sign_in(demo_url, "registrar", DEMO_LOGINS["registrar"][0])
+    engine = create_engine(demo_url)
+    with Session(engine) as session:
+        row = session.get(AuthSession, at.session_state["auth_session_id"])
+        assert row is not None
+        row.last_seen_at = utcnow() - dt.timedelta(hours=2)
+        session.commit()
+    engine.dispose()
+    at.run()
+    _shows_only_sign_in(at)
