@@ -16,7 +16,6 @@ from cims.security import audit
 from cims.security.models import User
 from cims.security.rbac import Actor, Privilege, requires
 
-
 DayQuery = Select[Appointment, Patient, Department, str]
 
 
