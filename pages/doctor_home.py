@@ -10,7 +10,7 @@ from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.format import localised, when
 from ui.i18n import tr
-from ui.tables import appointment_table
+from ui.tables import appointment_table, table_height
 
 actor = page_guard(Privilege.VIEW_CLINICAL)
 today = local_today()
@@ -29,7 +29,11 @@ cols[3].metric(tr("doctor.inpatients"), len(ward))
 
 st.subheader(tr("doctor.clinic_today"))
 if clinic:
-    st.dataframe(appointment_table(clinic, with_doctor=False), hide_index=True)
+    st.dataframe(
+        appointment_table(clinic, with_doctor=False),
+        hide_index=True,
+        height=table_height(len(clinic)),
+    )
 else:
     st.info(tr("doctor.no_clinic"))
 

@@ -9,7 +9,7 @@ from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.format import localised
 from ui.i18n import tr
-from ui.tables import appointment_table
+from ui.tables import appointment_table, table_height
 
 actor = page_guard(Privilege.CHECK_IN)
 today = local_today()
@@ -32,6 +32,8 @@ cols = st.columns(5)
 for col, status in zip(cols, ("booked", "checked_in", "seen", "no_show", "cancelled"), strict=True):
     col.metric(tr(f"appointment.{status}"), counts.get(status, 0))
 if rows:
-    st.dataframe(appointment_table(rows, with_doctor=True), hide_index=True)
+    st.dataframe(
+        appointment_table(rows, with_doctor=True), hide_index=True, height=table_height(len(rows))
+    )
 else:
     st.info(tr("registrar.none_today"))

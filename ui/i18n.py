@@ -32,7 +32,7 @@ def language_switch(container: Any = None) -> None:
     codes = list(LANGUAGES)
     current = language()
     choice = where.selectbox(
-        "🌐 语言 / Language",
+        "语言 / Language",
         codes,
         index=codes.index(current),
         format_func=lambda code: LANGUAGES[code],

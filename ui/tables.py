@@ -30,3 +30,8 @@ def appointment_table(rows: Sequence[DayAppointment], *, with_doctor: bool) -> p
             record[tr("col.doctor")] = row.doctor_name or "—"
         records.append(record)
     return pd.DataFrame.from_records(records)
+
+
+def table_height(rows: int, *, max_rows: int = 25) -> int:
+    """Pixel height that shows up to ``max_rows`` rows without an inner scroll bar."""
+    return 38 + 35 * max(1, min(rows, max_rows))
