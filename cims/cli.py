@@ -98,7 +98,7 @@ def seed_demo(
     finally:
         engine.dispose()
     typer.echo(f"demo hospital loaded in {report.seconds:.1f} s")
-    for table, rows in sorted(report.counts.items()):
+    for table, rows in sorted(report.rows.items()):
         typer.echo(f"  {table:28s} {rows:>10,}")
 
 
