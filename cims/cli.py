@@ -186,6 +186,24 @@ def demo_otp(username: str) -> None:
     typer.echo(totp_code(secret))
 
 
+@app.command("rotate-keys")
+def rotate_keys_command(
+    resume: Annotated[
+        bool, typer.Option(help="Finish an interrupted rotation instead of adding a key.")
+    ] = False,
+) -> None:
+    """Make a new data-encryption key current and re-encrypt every cell (no downtime)."""
+    from cims.security.keys import rotate_keys
+
+    engine = create_engine(_url())
+    try:
+        report = rotate_keys(engine, resume=resume, progress=lambda m: typer.echo(m, err=True))
+    finally:
+        engine.dispose()
+    total = sum(report.reencrypted.values())
+    typer.echo(f"key version {report.new_version} is current; {total} cells re-encrypted")
+
+
 @app.command("run")
 def run(
     seed_if_empty: Annotated[

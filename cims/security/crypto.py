@@ -35,7 +35,8 @@ def _dek_aad(version: int) -> bytes:
     return f"cims-data-key:{version}".encode()
 
 
-def _wrap(master: bytes, version: int, dek: bytes) -> bytes:
+def wrap_data_key(master: bytes, version: int, dek: bytes) -> bytes:
+    """Encrypt a data key under the master key (bound to its version)."""
     nonce = os.urandom(NONCE_BYTES)
     return nonce + AESGCM(master[:32]).encrypt(nonce, dek, _dek_aad(version))
 
@@ -108,7 +109,7 @@ def load_cipher(session: Session, settings: Settings | None = None) -> FieldCiph
         rows = session.execute(select(DataKey).order_by(DataKey.version)).scalars().all()
         if not rows:
             dek = AESGCM.generate_key(bit_length=256)
-            session.add(DataKey(version=1, wrapped_key=_wrap(master, 1, dek)))
+            session.add(DataKey(version=1, wrapped_key=wrap_data_key(master, 1, dek)))
             session.flush()
             rows = session.execute(select(DataKey)).scalars().all()
     keys = {row.version: AESGCM(_unwrap(master, row.version, row.wrapped_key)) for row in rows}
