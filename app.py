@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.auth import current_actor
+from ui.errors import run_safely
 from ui.shell import navigation, sidebar
 
 st.set_page_config(page_title="CIMS", page_icon="🏥", layout="wide")
@@ -11,4 +12,4 @@ actor = current_actor()
 page = navigation(actor)
 if actor is not None:
     sidebar(actor)
-page.run()
+run_safely(page.run)

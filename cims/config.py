@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     bcrypt_rounds: int = 12
     login_sleep_seconds: float = 0.7
     session_idle_minutes: int = 15
+    session_absolute_hours: int = 12
+    lockout_failures: int = 5
+    lockout_minutes: int = 15
 
     @model_validator(mode="after")
     def _refuse_weak_production(self) -> Settings:

@@ -12,7 +12,7 @@ from ui.format import localised, when
 from ui.i18n import tr
 from ui.tables import appointment_table
 
-actor = page_guard(Privilege.CHECK_IN)
+actor = page_guard(Privilege.CHECK_IN, Privilege.VIEW_CLINICAL)
 today = local_today()
 department = actor.department_ids[0] if actor.department_ids else None
 with session_scope() as db:

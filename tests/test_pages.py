@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from cims.db import reset_engine
 from cims.security.crypto import load_cipher
 from cims.security.models import User
+from cims.security.rbac import ROLE_DEFAULTS, Privilege
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
@@ -209,3 +211,81 @@ def test_idle_session_is_signed_out(demo_url: str) -> None:
     engine.dispose()
     at.run()
     _shows_only_sign_in(at)
+
+
+def _signed_in_page(url: str, username: str, page: str) -> AppTest:
+    """Open a page file directly with a real server-side session for ``username``."""
+    from cims.security import signin
+
+    engine = create_engine(url)
+    with Session(engine) as session:
+        user_id = session.scalar(select(User.id).where(User.username == username))
+        assert user_id is not None
+        session_id, actor = signin.start_session(session=session, user_id=user_id)
+        session.commit()
+    engine.dispose()
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+    at.session_state["lang"] = "en"
+    at.session_state["actor"] = actor
+    at.session_state["auth_session_id"] = session_id
+    return at.run()
+
+
+def test_every_page_as_every_role(demo_url: str) -> None:
+    from cims.demo.seed import DEMO_LOGINS
+    from ui.shell import PAGES
+
+    for username, (_, role) in DEMO_LOGINS.items():
+        for spec in PAGES:
+            at = _signed_in_page(demo_url, username, spec.path)
+            assert not at.exception, (username, spec.path, at.exception)
+            denied = "Your role is not allowed to do this." in [e.value for e in at.error]
+            # Refused exactly when the role lacks the privilege the page's guard names ...
+            needed = _guard_privileges(spec.path)
+            assert denied == (not needed <= ROLE_DEFAULTS[role]), (username, spec.path)
+            # ... and the navigation never offers a page that would refuse.
+            if role in spec.roles:
+                assert not denied, (username, spec.path)
+            if denied:
+                assert len(at.dataframe) == 0 and len(at.metric) == 0
+
+
+def _guard_privileges(page: str) -> set[Privilege]:
+    """The privileges named in a page file's ``page_guard(...)`` call."""
+    source = (ROOT / page).read_text("utf-8")
+    call = re.search(r"page_guard\(([^)]*)\)", source)
+    assert call is not None, f"{page} has no page_guard"
+    return {Privilege[name] for name in re.findall(r"Privilege\.([A-Z_]+)", call.group(1))}
+
+
+def test_admin_lockdown_signs_everyone_out(demo_url: str) -> None:
+    at = _signed_in_page(demo_url, "admin", "pages/admin_security.py")
+    assert at.title[0].value == "Security and incident response"
+    at.text_input[0].input("drill: suspected credential leak")
+    at.checkbox[0].check()
+    at.button[0].click().run()
+    _shows_only_sign_in(at)
+    at = _signed_in_page(demo_url, "admin", "pages/admin_security.py")
+    assert any("locked down" in e.value for e in at.error)
+    at.button[0].click().run()  # lift it again
+    assert "Normal operation: no lockdown in force." in [i.value for i in at.info]
+
+
+def test_unexpected_errors_become_one_translated_message() -> None:
+    def script() -> None:
+        import streamlit as st
+
+        from ui.errors import run_safely
+
+        st.session_state["lang"] = "en"
+
+        def boom() -> None:
+            raise RuntimeError("internal detail 42")
+
+        run_safely(boom)
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert at.error[0].value.startswith("Something unexpected went wrong; nothing was changed.")
+    assert "internal detail" not in at.error[0].value

@@ -22,6 +22,7 @@ PENDING_STAGE = "pending_stage"  # "totp" | "enrol"
 PENDING_NAME = "pending_username"
 ENROL_SECRET = "enrol_secret"  # noqa: S105 (a session-state key, not a secret)
 FLASH = "signin_flash"
+RECOVERY_CODES = "recovery_codes"
 
 
 def current_actor() -> Actor | None:
@@ -40,7 +41,15 @@ def current_actor() -> Actor | None:
 
 
 def _forget() -> None:
-    for key in (ACTOR, SESSION_ID, PENDING_USER, PENDING_NAME, PENDING_STAGE, ENROL_SECRET):
+    for key in (
+        ACTOR,
+        SESSION_ID,
+        PENDING_USER,
+        PENDING_NAME,
+        PENDING_STAGE,
+        ENROL_SECRET,
+        RECOVERY_CODES,
+    ):
         st.session_state.pop(key, None)
 
 
@@ -76,6 +85,8 @@ def render_sign_in() -> None:
         _totp_form()
     elif stage == "enrol":
         _enrol_form()
+    elif stage == "codes":
+        _show_recovery_codes()
     else:
         _password_form()
 
@@ -111,7 +122,8 @@ def _password_form() -> None:
 def _totp_form() -> None:
     with st.form("signin_totp"):
         st.subheader(tr("signin.totp_heading"))
-        code = st.text_input(tr("signin.totp_code"), max_chars=8, key="signin_code")
+        code = st.text_input(tr("signin.totp_code"), max_chars=16, key="signin_code")
+        use_recovery = st.checkbox(tr("signin.use_recovery"), key="signin_use_recovery")
         submitted = st.form_submit_button(tr("signin.verify"), type="primary")
     if st.button(tr("signin.back")):
         _forget()
@@ -119,8 +131,9 @@ def _totp_form() -> None:
     if not submitted:
         return
     user_id = st.session_state.get(PENDING_USER)
+    check = signin.use_recovery_code if use_recovery else signin.check_totp
     with session_scope() as db:
-        ok = user_id is not None and signin.check_totp(session=db, user_id=user_id, code=code)
+        ok = user_id is not None and check(session=db, user_id=user_id, code=code)
     if not ok:
         st.error(tr("signin.bad_code"))
         return
@@ -148,11 +161,23 @@ def _enrol_form() -> None:
         ok = user_id is not None and signin.enrol_totp(
             session=db, user_id=user_id, secret=secret, code=code
         )
+        codes = signin.issue_recovery_codes(session=db, user_id=user_id) if ok else []
     if not ok:
         st.error(tr("signin.bad_code"))
         return
-    _finish(user_id)
+    st.session_state[RECOVERY_CODES] = codes
+    st.session_state[PENDING_STAGE] = "codes"
     st.rerun()
+
+
+def _show_recovery_codes() -> None:
+    """Show the ten recovery codes once, then finish signing in."""
+    st.subheader(tr("signin.codes_heading"))
+    st.warning(tr("signin.codes_help"))
+    st.code("\n".join(st.session_state.get(RECOVERY_CODES, [])), language=None)
+    if st.button(tr("signin.codes_saved"), type="primary"):
+        _finish(st.session_state.get(PENDING_USER))
+        st.rerun()
 
 
 def _finish(user_id: int | None) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from cims.security.rbac import Actor
+from cims.security.rbac import ROLES, Actor
 from ui.auth import render_sign_in, sign_out
 from ui.i18n import language_switch, tr
 
@@ -31,13 +31,16 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/analyst_home.py", "nav.analyst_home", "🧮", ("data_staff",)),
     PageSpec("pages/admin_home.py", "nav.admin_home", "🛡️", ("admin",)),
     PageSpec("pages/patient_home.py", "nav.patient_home", "🏠", ("patient",)),
+    PageSpec("pages/admin_security.py", "nav.admin_security", "🚨", ("admin",)),
+    PageSpec("pages/my_account.py", "nav.my_account", "👤", tuple(ROLES)),
 )
 
 
 def pages_for(actor: Actor) -> list[PageSpec]:
     """The pages this actor's roles may open, their primary home first."""
     mine = [spec for spec in PAGES if set(spec.roles) & set(actor.roles)]
-    mine.sort(key=lambda spec: actor.primary_role not in spec.roles)
+    # The primary role's home first; pages shared by every role (my account) last.
+    mine.sort(key=lambda spec: (len(spec.roles) > 1, actor.primary_role not in spec.roles))
     return mine
 
 

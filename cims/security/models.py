@@ -69,6 +69,7 @@ class User(Tracked, Base):
     disabled_at: Mapped[dt.datetime | None]
     disabled_reason: Mapped[str | None]
     locked_until: Mapped[dt.datetime | None]
+    unlocked_at: Mapped[dt.datetime | None]  # failures before an admin unlock do not count
     totp_secret_enc: Mapped[bytes | None]
     mfa_enrolled_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]

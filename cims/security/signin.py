@@ -15,13 +15,10 @@ from cims.config import get_settings
 from cims.security import audit
 from cims.security.accounts import build_actor
 from cims.security.crypto import load_cipher
-from cims.security.mfa import verify_totp
-from cims.security.models import AuthSession, SignInAttempt, User
-from cims.security.passwords import verify_password
+from cims.security.mfa import hash_recovery_code, new_recovery_codes, verify_totp
+from cims.security.models import AuthSession, RecoveryCode, SignInAttempt, User
+from cims.security.passwords import hash_password, password_problems, verify_password
 from cims.security.rbac import Actor
-
-MAX_FAILURES = 5
-LOCK_WINDOW = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -74,17 +71,22 @@ def check_password(*, session: Session, username: str, password: str) -> Passwor
 
 
 def _lock_if_needed(session: Session, user: User, now: dt.datetime) -> None:
-    """Lock the account once MAX_FAILURES wrong passwords fall within LOCK_WINDOW."""
+    """Lock the account once too many failures fall within the lockout window (settings)."""
+    settings = get_settings()
+    window = dt.timedelta(minutes=settings.lockout_minutes)
     session.flush()
     failures = session.scalar(
         select(func.count(SignInAttempt.id)).where(
             SignInAttempt.user_id == user.id,
             SignInAttempt.success.is_(False),
-            SignInAttempt.attempted_at > now - LOCK_WINDOW,
+            SignInAttempt.attempted_at > now - window,
+            # An admin's unlock starts a fresh count.
+            SignInAttempt.attempted_at
+            > (user.unlocked_at or dt.datetime.min.replace(tzinfo=dt.UTC)),
         )
     )
-    if (failures or 0) >= MAX_FAILURES:
-        user.locked_until = now + LOCK_WINDOW
+    if (failures or 0) >= settings.lockout_failures:
+        user.locked_until = now + window
         audit.record(
             session,
             None,
@@ -155,8 +157,10 @@ def start_session(*, session: Session, user_id: int) -> tuple[uuid.UUID, Actor]:
 
 
 def touch_session(*, session: Session, session_id: uuid.UUID) -> bool:
-    """Keep a session alive; False when it was revoked or sat idle past the timeout."""
-    idle = dt.timedelta(minutes=get_settings().session_idle_minutes)
+    """Keep a session alive; False when revoked, idle too long or past its absolute lifetime."""
+    settings = get_settings()
+    idle = dt.timedelta(minutes=settings.session_idle_minutes)
+    lifetime = dt.timedelta(hours=settings.session_absolute_hours)
     now = utcnow()
     result = session.execute(
         update(AuthSession)
@@ -164,6 +168,7 @@ def touch_session(*, session: Session, session_id: uuid.UUID) -> bool:
             AuthSession.id == session_id,
             AuthSession.revoked_at.is_(None),
             AuthSession.last_seen_at > now - idle,
+            AuthSession.created_at > now - lifetime,
         )
         .values(last_seen_at=now)
     )
@@ -177,3 +182,87 @@ def end_session(*, session: Session, session_id: uuid.UUID, reason: str = "logou
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoke_reason=reason)
     )
+
+
+def revoke_user_sessions(session: Session, user_id: int, reason: str) -> int:
+    """End every live session of one user (password change, MFA reset, admin sign-out)."""
+    result = session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoke_reason=reason)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def issue_recovery_codes(*, session: Session, user_id: int) -> list[str]:
+    """Ten new one-time recovery codes (shown once); earlier unused codes stop working."""
+    now = utcnow()
+    session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    codes = new_recovery_codes()
+    session.add_all(RecoveryCode(user_id=user_id, code_hash=hash_recovery_code(c)) for c in codes)
+    session.flush()
+    return codes
+
+
+def use_recovery_code(*, session: Session, user_id: int, code: str) -> bool:
+    """Accept an unused recovery code instead of TOTP, exactly once."""
+    row = session.scalar(
+        select(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user_id,
+            RecoveryCode.code_hash == hash_recovery_code(code),
+            RecoveryCode.used_at.is_(None),
+        )
+        .with_for_update()
+    )
+    user = session.get(User, user_id)
+    ok = row is not None
+    if row is not None:
+        row.used_at = utcnow()
+    session.add(
+        SignInAttempt(
+            username=user.username if user else "",
+            user_id=user_id,
+            success=ok,
+            stage="recovery",
+            reason=None if ok else "signin.bad_code",
+        )
+    )
+    audit.record(
+        session,
+        None,
+        "auth.recovery_code",
+        outcome="success" if ok else "denied",
+        object_type="user",
+        object_id=user_id,
+        username=user.username if user else None,
+    )
+    if not ok and user is not None:
+        _lock_if_needed(session, user, utcnow())
+    return ok
+
+
+def change_password(*, session: Session, user_id: int, current: str, new: str) -> list[str]:
+    """Change one's own password; every session is revoked. Returns problems (keys)."""
+    user = session.get(User, user_id)
+    if user is None or not verify_password(current, user.password_hash):
+        return ["password.current_wrong"]
+    problems = password_problems(new, username=user.username)
+    if problems:
+        return problems
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    revoke_user_sessions(session, user.id, "password_change")
+    audit.record(
+        session,
+        None,
+        "auth.password_changed",
+        object_type="user",
+        object_id=user.id,
+        username=user.username,
+    )
+    return []

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 import factories
 from cims.base import utcnow
+from cims.config import get_settings
 from cims.security import signin
 from cims.security.models import AuditEvent, AuthSession, SignInAttempt
 
@@ -47,7 +48,7 @@ def test_wrong_and_unknown_look_the_same(session: Session) -> None:
 
 def test_five_failures_lock_the_account_even_with_the_right_password(session: Session) -> None:
     user = factories.user(session, "registrar")
-    for _ in range(signin.MAX_FAILURES):
+    for _ in range(get_settings().lockout_failures):
         signin.check_password(session=session, username=user.username, password="wrong-password!")
     assert user.locked_until is not None and user.locked_until > utcnow()
     result = signin.check_password(
@@ -59,7 +60,7 @@ def test_five_failures_lock_the_account_even_with_the_right_password(session: Se
         .select_from(SignInAttempt)
         .where(SignInAttempt.user_id == user.id, SignInAttempt.success.is_(False))
     )
-    assert failures == signin.MAX_FAILURES + 1
+    assert failures == get_settings().lockout_failures + 1
 
 
 def test_staff_without_totp_must_enrol_first(session: Session) -> None:

@@ -112,6 +112,7 @@ def upgrade() -> None:
     sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('disabled_reason', sa.Text(), nullable=True),
     sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('unlocked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('totp_secret_enc', sa.LargeBinary(), nullable=True),
     sa.Column('mfa_enrolled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
