@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     session_absolute_hours: int = 12
     lockout_failures: int = 5
     lockout_minutes: int = 15
+    care_window_days: int = 90
+    break_glass_minutes: int = 60
 
     @model_validator(mode="after")
     def _refuse_weak_production(self) -> Settings:
