@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cims import migrate as migrations
 from cims.config import PROJECT_ROOT, get_settings
+from cims.security.rbac import Actor
 
 app = typer.Typer(help="CIMS hospital patient-information system.", no_args_is_help=True)
 
@@ -202,6 +203,60 @@ def rotate_keys_command(
         engine.dispose()
     total = sum(report.reencrypted.values())
     typer.echo(f"key version {report.new_version} is current; {total} cells re-encrypted")
+
+
+def _system_actor(session: Session, username: str) -> Actor:
+    """The named admin account as the acting user of a command-line task."""
+    from cims.security.accounts import build_actor
+    from cims.security.models import User
+
+    user = session.scalar(select(User).where(User.username == username.lower()))
+    if user is None or not user.is_active:
+        typer.echo(f"no active account {username}", err=True)
+        raise typer.Exit(code=1)
+    return build_actor(session, user)
+
+
+@app.command("security-report")
+def security_report_command(
+    days: Annotated[int, typer.Option(min=1, help="Period: the last N days.")] = 90,
+    as_user: Annotated[str, typer.Option("--as", help="Admin account running it.")] = "admin",
+) -> None:
+    """Failed sign-ins, lockouts, break-glass, privilege changes, risky accounts (JSON)."""
+    import json
+
+    from cims.base import utcnow
+    from cims.security.reviews import security_report
+
+    engine = create_engine(_url())
+    with Session(engine) as session:
+        actor = _system_actor(session, as_user)
+        end = utcnow()
+        report = security_report(
+            session=session,
+            actor=actor,
+            start=end - dt.timedelta(days=days),
+            end=end,
+        )
+        session.commit()
+    engine.dispose()
+    typer.echo(json.dumps(report.__dict__, default=str, ensure_ascii=False, indent=1))
+
+
+@app.command("disable-dormant")
+def disable_dormant_command(
+    days: Annotated[int, typer.Option(min=1, help="Disable after N days without sign-in.")] = 90,
+) -> None:
+    """Disable accounts that have not signed in for N days (run daily)."""
+    from cims.base import utcnow
+    from cims.security.reviews import disable_dormant
+
+    engine = create_engine(_url())
+    with Session(engine) as session:
+        names = disable_dormant(session, now=utcnow(), days=days)
+        session.commit()
+    engine.dispose()
+    typer.echo(f"disabled {len(names)} dormant account(s){': ' if names else ''}{', '.join(names)}")
 
 
 @app.command("run")
