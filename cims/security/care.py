@@ -20,7 +20,7 @@ from cims.config import get_settings
 from cims.org.models import Bed, Ward
 from cims.records.models import BedAssignment, Encounter
 from cims.security import audit
-from cims.security.models import BreakGlassGrant
+from cims.security.models import BreakGlassGrant, User
 from cims.security.rbac import AccessDenied, Actor, Privilege, requires
 
 Basis = Literal["care", "break_glass", "self"]
@@ -127,15 +127,18 @@ def open_break_glass(
 
 
 @requires(Privilege.VIEW_AUDIT)
-def list_break_glass_for_review(*, session: Session, actor: Actor) -> list[BreakGlassGrant]:
-    """Break-glass grants not yet reviewed, oldest first."""
-    rows = session.scalars(
-        select(BreakGlassGrant)
+def list_break_glass_for_review(
+    *, session: Session, actor: Actor
+) -> list[tuple[BreakGlassGrant, str]]:
+    """Break-glass grants not yet reviewed, oldest first, with who opened them."""
+    rows = session.execute(
+        select(BreakGlassGrant, User.username)
+        .join(User, User.id == BreakGlassGrant.user_id)
         .where(BreakGlassGrant.reviewed_at.is_(None))
         .order_by(BreakGlassGrant.granted_at)
     ).all()
     audit.record(session, actor, "audit.list_break_glass", object_type="break_glass")
-    return list(rows)
+    return [(grant, username) for grant, username in rows]
 
 
 @requires(Privilege.VIEW_AUDIT)

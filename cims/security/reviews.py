@@ -224,3 +224,22 @@ def security_report(
         detail={"start": start.isoformat(), "end": end.isoformat()},
     )
     return report
+
+
+@requires(Privilege.MANAGE_USERS)
+def open_review(
+    *, session: Session, actor: Actor
+) -> tuple[AccessReview | None, list[tuple[AccessReviewItem, str]]]:
+    """The review in progress (if any) and its accounts still awaiting a decision."""
+    review = session.scalar(
+        select(AccessReview).where(AccessReview.completed_at.is_(None)).order_by(AccessReview.id)
+    )
+    if review is None:
+        return None, []
+    items = session.execute(
+        select(AccessReviewItem, User.username)
+        .join(User, User.id == AccessReviewItem.user_id)
+        .where(AccessReviewItem.review_id == review.id, AccessReviewItem.decision == "pending")
+        .order_by(User.username)
+    ).all()
+    return review, [(item, name) for item, name in items]
