@@ -7,7 +7,7 @@ invoice satisfies amount = insurance_amount + patient_amount to the cent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, Final
 
 import numpy as np
@@ -32,16 +32,6 @@ _REF_PREFIX: Final = ("", "POS", "WX", "ALI", "YB")
 INVOICE_STATUSES: Final = ("issued", "partly_paid", "paid")
 ISSUED, PARTLY, PAID = range(3)
 PAID_TODAY: Final = 8  # open bills settled at the cashier this morning
-
-
-@dataclass
-class Bills:
-    """What billing produced, for the report and for the portal scene."""
-
-    charges: Any
-    invoices: Any
-    lines: Any
-    payments: Any
 
 
 def _charges(
@@ -111,8 +101,8 @@ def build_bills(
     billables: list[Billable],
     offsets: dict[str, int],
     portal: int,
-) -> Bills:
-    """Charges, invoices (one per finished encounter), their lines and the payments."""
+) -> Iterator[tuple[str, Any]]:
+    """Invoices, charges, invoice lines and payments, yielded one table at a time (FK order)."""
     c = _charges(e, appts, bed_ids, bed_rows, billables, staff, ref, clock)
     enc, item, qty = c["enc"], c["item"], c["qty"]
     day = c["when"].astype("datetime64[D]")
@@ -222,6 +212,29 @@ def build_bills(
 
     descriptions = {code: f"{zh} / {en}" for code, zh, en, *_ in catalogue_items()}
     names = [descriptions[x] for x in ref.prices.codes]
+    ymd = issued.astype("datetime64[D]").astype(str)
+    numbers = [
+        f"INV{d.replace('-', '')}{i:08d}"
+        for d, i in zip(ymd.tolist(), invoice_ids.tolist(), strict=True)
+    ]
+    invoices = cl.table(
+        {
+            "id": cl.ints(invoice_ids),
+            "invoice_no": cl.texts(numbers),
+            "patient_id": cl.ints(e.patient[inv_enc] + 1),
+            "encounter_id": cl.ints(e.ids[inv_enc]),
+            "status": cl.labels(status, INVOICE_STATUSES),
+            "issued_at": cl.times(clock, issued),
+            "due_date": cl.dates(issued.astype("datetime64[D]") + 30),
+            "total_amount": cl.money(total),
+            "insurance_amount": cl.money(ins_total),
+            "patient_amount": cl.money(due_total),
+            "paid_amount": cl.money(paid_amount),
+            "created_at": cl.times(clock, issued),
+        }
+    )
+    yield "invoices", invoices
+    del invoices, numbers
     charges = cl.table(
         {
             "id": cl.ints(charge_ids),
@@ -247,27 +260,8 @@ def build_bills(
             "created_at": cl.times(clock, posted),
         }
     )
-    ymd = issued.astype("datetime64[D]").astype(str)
-    numbers = [
-        f"INV{d.replace('-', '')}{i:08d}"
-        for d, i in zip(ymd.tolist(), invoice_ids.tolist(), strict=True)
-    ]
-    invoices = cl.table(
-        {
-            "id": cl.ints(invoice_ids),
-            "invoice_no": cl.texts(numbers),
-            "patient_id": cl.ints(e.patient[inv_enc] + 1),
-            "encounter_id": cl.ints(e.ids[inv_enc]),
-            "status": cl.labels(status, INVOICE_STATUSES),
-            "issued_at": cl.times(clock, issued),
-            "due_date": cl.dates(issued.astype("datetime64[D]") + 30),
-            "total_amount": cl.money(total),
-            "insurance_amount": cl.money(ins_total),
-            "patient_amount": cl.money(due_total),
-            "paid_amount": cl.money(paid_amount),
-            "created_at": cl.times(clock, issued),
-        }
-    )
+    yield "charges", charges
+    del charges
     lines_rows = np.flatnonzero(billed)
     lines = cl.table(
         {
@@ -282,6 +276,8 @@ def build_bills(
             "patient_amount": cl.money(patient_part[lines_rows]),
         }
     )
+    yield "invoice_lines", lines
+    del lines
     refs = [
         None if method_ == CASH else f"{_REF_PREFIX[method_]}{pid:012d}"
         for method_, pid in zip(method.tolist(), p_ids.tolist(), strict=True)
@@ -304,4 +300,4 @@ def build_bills(
             "created_by_id": cl.ints(cashier, mask=online),
         }
     )
-    return Bills(charges, invoices, lines, payments)
+    yield "payments", payments

@@ -71,6 +71,19 @@ def generate_and_load(
     e = encounters.build_encounters(
         act, appts, people, staff, clock, stream(seed, "encounters"), ids["encounters"]
     )
+
+    def bookings_and_visits() -> None:
+        loader.put("doctor_schedules", bookings.schedules_table(slots, staff, dept_ids, clock))
+        loader.put("slots", bookings.slots_table(slots, staff, dept_ids, clock))
+        rng = stream(seed, "appointments")
+        table = bookings.appointments_table(appts, slot_id, staff, dept_ids, clock, rng)
+        loader.put("appointments", table)
+        loader.put("encounters", encounters.encounters_table(e, appts, dept_ids, clock))
+
+    # Keys are checked per row only in the small (non-fast) load, which needs FK order; a fast
+    # load sends these first so PostgreSQL is busy while the patients are being encrypted.
+    if loader.fast:
+        bookings_and_visits()
     registered = registration_times(people, act, appts, e, clock, stream(seed, "registered"))
     ids_ = np.arange(1, people.n + 1, dtype=np.int64)
     loader.put(
@@ -88,13 +101,8 @@ def generate_and_load(
     )  # fmt: skip
     loader.put("wards", wards)
     loader.put("beds", bed_rows)
-    loader.put("doctor_schedules", bookings.schedules_table(slots, staff, dept_ids, clock))
-    loader.put("slots", bookings.slots_table(slots, staff, dept_ids, clock))
-    rng = stream(seed, "appointments")
-    loader.put(
-        "appointments", bookings.appointments_table(appts, slot_id, staff, dept_ids, clock, rng)
-    )
-    loader.put("encounters", encounters.encounters_table(e, appts, dept_ids, clock))
+    if not loader.fast:
+        bookings_and_visits()
     loader.put("bed_assignments", assignments)
     rng = stream(seed, "diagnoses")
     loader.put("diagnoses", encounters.diagnoses_table(e, act, clock, rng, ids["diagnoses"]))
@@ -135,10 +143,9 @@ def generate_and_load(
         bed_rows=beds.enc_rows, billables=[ordered, prescribed], offsets=ids,
         portal=act.portal,
     )  # fmt: skip
-    loader.put("invoices", bills.invoices)
-    loader.put("charges", bills.charges)
-    loader.put("invoice_lines", bills.lines)
-    loader.put("payments", bills.payments)
+    for name, rows in bills:  # one table at a time keeps peak memory down
+        loader.put(name, rows)
+        del rows
     rng = stream(seed, "surveys")
     loader.put("surveys", engagement.surveys_table(e, appts, dept_ids, clock, rng, ids["surveys"]))
     lap("billing and surveys")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cims.billing.models import InsurancePlan, PriceItem
 from cims.demo.vec import BoolArray, IntArray
-from cims.demo.vocab import DEPARTMENTS, DRUGS, IMAGING, PROCEDURES
+from cims.demo.vocab import DEPARTMENTS, DRUGS
 from cims.engagement.models import FaqEntry
 from cims.org.models import Department
 from cims.patients.models import INSURANCE_TYPES
@@ -194,16 +194,6 @@ def load_reference(session: Session, *, history_start: dt.date, reference: dt.da
         inpatient_bp=np.array([round(float(plans[t][4]) * 10_000) for t in order], np.int64),
         excluded=excluded,
     )
-
-
-def procedure_price_codes() -> dict[str, str]:
-    """Procedure key → catalogue code."""
-    return {p.key: p.price_code for p in PROCEDURES}
-
-
-def imaging_names() -> dict[str, str]:
-    """Imaging catalogue code → order description."""
-    return dict(IMAGING)
 
 
 FAQ: Final = (

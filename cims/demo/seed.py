@@ -12,9 +12,10 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
+import psycopg
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,7 @@ from cims.demo.vocab import DEPARTMENTS
 from cims.org.models import Department
 from cims.patients.models import Patient
 from cims.schema import metadata
+from cims.security import audit
 from cims.security.bootstrap import ensure_roles_and_privileges
 from cims.security.crypto import load_cipher
 from cims.security.models import User
@@ -87,6 +89,9 @@ class SeedReport:
 
 def _prepare(session: Session, *, reset: bool) -> None:
     """Refuse to seed over data unless asked to reset; reset empties every data table."""
+    # Two processes starting on an empty database (CLI and first app start) seed once: the
+    # second waits here, then finds the data and refuses.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('cims.demo.seed'))"))
     has_patients = session.scalar(select(Patient.id).limit(1)) is not None
     demo_users = session.scalars(select(User.username).where(User.username.in_(DEMO_LOGINS)))
     taken = sorted(demo_users)
@@ -100,8 +105,21 @@ def _prepare(session: Session, *, reset: bool) -> None:
         )
         raise DemoDataExists(f"the database already holds {what}; use reset to replace everything")
     if reset:
+        # Append-only tables (the audit trail) refuse TRUNCATE by trigger, owner included:
+        # they survive a reset, which is itself audited below. They have no foreign keys,
+        # so CASCADE never reaches them.
+        kept = set(
+            session.scalars(
+                text(
+                    "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c "
+                    "ON c.oid = t.tgrelid WHERE NOT t.tgisinternal AND (t.tgtype & 32) <> 0"
+                )
+            )
+        )
         names = ", ".join(
-            f'"{t.name}"' for t in metadata.sorted_tables if t.name != "alembic_version"
+            f'"{t.name}"'
+            for t in metadata.sorted_tables
+            if t.name != "alembic_version" and t.name not in kept
         )
         session.execute(text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE"))
     ensure_roles_and_privileges(session)
@@ -130,8 +148,8 @@ def seed_demo(
         mark[0] = now
         say(f"{name}: {phases[name]:.1f} s")
 
-    today = reference_date or dt.date.today()
     zone = ZoneInfo(get_settings().timezone)
+    today = reference_date or dt.datetime.now(zone).date()  # the hospital's today
     offset = dt.datetime.combine(today, dt.time(12), zone).utcoffset() or dt.timedelta(0)
     clock = Clock(today, offset)
     with Session(engine) as session, session.begin():
@@ -153,11 +171,10 @@ def seed_demo(
         )  # fmt: skip
         lap("activity and scheduling")
 
-        raw = session.connection().connection.driver_connection
-        loader = BulkLoader(raw, fast=patients >= FAST_LOAD_MIN_PATIENTS, progress=say)  # type: ignore[arg-type]
-        ids = loader.id_offsets(LOADED_TABLES)
-        if ids["patients"]:
-            raise DemoDataExists("patient ids are in use")
+        # COPY runs on the session's own connection: one transaction for everything.
+        raw = cast(psycopg.Connection[Any], session.connection().connection.driver_connection)
+        loader = BulkLoader(raw, fast=patients >= FAST_LOAD_MIN_PATIENTS, progress=say)
+        ids = loader.id_offsets(LOADED_TABLES)  # patients is empty here: its ids are 1..N
         loader.start(LOADED_TABLES)
         try:
             counts, visits = generate_and_load(
@@ -169,11 +186,17 @@ def seed_demo(
             raise
         lap("indexes, keys and statistics")
         say(f"producer waited {loader.wait_seconds:.1f} s for COPY")
+        portal_password = DEMO_LOGINS[DEMO_PATIENT][0] if DEMO_PATIENT in DEMO_LOGINS else None
         engagement.portal_and_consultations(
             session, people=people, staff=staff, e=visits, clock=clock,
             cipher=cipher, rng=stream(seed, "portal"), portal=act.portal,
-            clinic=act.demo_clinic, password=DEMO_LOGINS.get(DEMO_PATIENT, (None, ""))[0],
+            clinic=act.demo_clinic, password=portal_password,
             death_day=act.death_day, dept_ids=ref.dept_array,
+        )  # fmt: skip
+        audit.record(
+            session, None, "demo.seed", username="seed-demo", object_type="database",
+            detail={"patients": patients, "seed": seed, "reference_date": today.isoformat(),
+                    "reset": reset},
         )  # fmt: skip
         for name in _ORM_TABLES:
             counts[name] = int(session.scalar(text(f'SELECT count(*) FROM "{name}"')) or 0)

@@ -89,28 +89,9 @@ def minutes(values: NDArray[Any]) -> NDArray[Any]:
     return out
 
 
-def days(values: NDArray[Any]) -> NDArray[Any]:
-    """Whole days as timedelta64[s]."""
-    out: NDArray[Any] = np.asarray(values, np.int64) * DAY
-    return out
-
-
-def local_day(times: TimeArray) -> NDArray[np.datetime64]:
-    """Calendar day (datetime64[D]) of hospital-local times."""
-    return times.astype("datetime64[D]")
-
-
 def weekday(day_values: NDArray[np.datetime64]) -> IntArray:
     """Weekday of datetime64[D] values, 0 = Monday (1970-01-01 was a Thursday)."""
     return ((day_values.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(np.int64)
-
-
-def age_years(birth: NDArray[np.datetime64], at: NDArray[np.datetime64]) -> FloatArray:
-    """Approximate age in years at ``at`` (NaN where birth is NaT)."""
-    delta = (at.astype("datetime64[D]") - birth.astype("datetime64[D]")).astype(np.float64)
-    out: FloatArray = delta / 365.2425
-    out[np.isnat(birth)] = np.nan
-    return out
 
 
 @dataclass(frozen=True)

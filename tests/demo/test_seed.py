@@ -293,6 +293,8 @@ def test_refuses_to_seed_twice_unless_reset(fresh_database: Callable[[str], str]
         assert again.rows == first.rows
         assert scalar(engine, "SELECT min(id) FROM patients") == 1
         assert scalar(engine, "SELECT count(*) FROM roles") >= 8
+        # The append-only audit trail survives the reset and records both seeds.
+        assert scalar(engine, "SELECT count(*) FROM audit_log WHERE action = 'demo.seed'") == 2
     finally:
         engine.dispose()
 
