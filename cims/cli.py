@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from cims import migrate as migrations
 from cims.config import PROJECT_ROOT, get_settings
+from cims.security.audit_cli import audit_app
 from cims.security.rbac import Actor
 
 app = typer.Typer(help="CIMS hospital patient-information system.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit", help="Tamper-evident audit chain: verify, seal, anchor.")
 
 
 def _url() -> str:
@@ -94,10 +96,14 @@ def seed_demo(
             progress=lambda message: typer.echo(message, err=True),
         )
     except DemoDataExists:
+        engine.dispose()
         typer.echo("the database already holds patients; use --reset to replace them", err=True)
         raise typer.Exit(code=1) from None
-    finally:
-        engine.dispose()
+    # The demo's audit rows join the chain before the command returns.
+    from cims.security.audit_chain import anchor_head
+
+    anchor_head(engine, reason="seed-demo")
+    engine.dispose()
     typer.echo(f"demo hospital loaded in {report.seconds:.1f} s")
     for table, rows in sorted(report.rows.items()):
         typer.echo(f"  {table:28s} {rows:>10,}")

@@ -23,14 +23,29 @@ PENDING_NAME = "pending_username"
 ENROL_SECRET = "enrol_secret"  # noqa: S105 (a session-state key, not a secret)
 FLASH = "signin_flash"
 RECOVERY_CODES = "recovery_codes"
+COOKIE = "cims_session"
+COOKIE_OP = "cookie_op"  # pending ("set", token) or ("delete", None) for the browser
 
 
 def current_actor() -> Actor | None:
-    """The signed-in actor if the server-side session is still alive, else None."""
+    """The signed-in actor if the server-side session is still alive, else None.
+
+    A fresh browser session (reload, new tab) resumes from the session cookie, but only
+    while the server-side session row it names is alive.
+    """
     actor = st.session_state.get(ACTOR)
     session_id = st.session_state.get(SESSION_ID)
     if not isinstance(actor, Actor) or not isinstance(session_id, uuid.UUID):
-        return None
+        token = st.context.cookies.get(COOKIE) if st.session_state.get(COOKIE_OP) is None else None
+        if not token:
+            return None
+        with session_scope() as db:
+            resumed = signin.resume_session(session=db, token=token)
+        if resumed is None:
+            st.session_state[COOKIE_OP] = ("delete", None)
+            return None
+        st.session_state[SESSION_ID], st.session_state[ACTOR] = resumed
+        return resumed[1]
     with session_scope() as db:
         alive = signin.touch_session(session=db, session_id=session_id)
     if not alive:
@@ -185,9 +200,12 @@ def _finish(user_id: int | None) -> None:
         return
     with session_scope() as db:
         session_id, actor = signin.start_session(session=db, user_id=user_id)
+        expires = signin.session_expiry(session=db, session_id=session_id)
     _forget()
     st.session_state[ACTOR] = actor
     st.session_state[SESSION_ID] = session_id
+    # Set on the next run: a rerun right away would cancel the cookie component.
+    st.session_state[COOKIE_OP] = ("set", (signin.session_token(session_id, expires), expires))
 
 
 def sign_out() -> None:
@@ -197,4 +215,24 @@ def sign_out() -> None:
         with session_scope() as db:
             signin.end_session(session=db, session_id=session_id)
     _forget()
+    st.session_state[COOKIE_OP] = ("delete", None)
     st.session_state[FLASH] = "signin.signed_out"
+
+
+def sync_cookie() -> None:
+    """Carry out a pending cookie change in the browser (once)."""
+    pending = st.session_state.get(COOKIE_OP)
+    if not pending or pending == "done":
+        return
+    import extra_streamlit_components as stx
+
+    manager = stx.CookieManager(key="cims_cookies")
+    operation, payload = pending
+    if operation == "set":
+        token, expires = payload
+        manager.set(COOKIE, token, expires_at=expires, same_site="strict", key="cims_cookie_set")
+    else:
+        # Overwrite with an already expired cookie: the manager's own delete only knows
+        # cookies it has read back from the browser in an earlier run.
+        manager.set(COOKIE, "", max_age=0, same_site="strict", key="cims_cookie_delete")
+    st.session_state[COOKIE_OP] = "done"

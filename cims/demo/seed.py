@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from cims.config import get_settings
@@ -116,12 +116,14 @@ def _prepare(session: Session, *, reset: bool) -> None:
                 )
             )
         )
+        quote = session.get_bind().dialect.identifier_preparer.quote
         names = ", ".join(
-            f'"{t.name}"'
+            quote(t.name)
             for t in metadata.sorted_tables
             if t.name != "alembic_version" and t.name not in kept
         )
-        session.execute(text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE"))
+        # Identifiers from our own metadata, quoted by the dialect (they cannot be parameters).
+        session.execute(text("TRUNCATE TABLE " + names + " RESTART IDENTITY CASCADE"))
     ensure_roles_and_privileges(session)
 
 
@@ -199,7 +201,8 @@ def seed_demo(
                     "reset": reset},
         )  # fmt: skip
         for name in _ORM_TABLES:
-            counts[name] = int(session.scalar(text(f'SELECT count(*) FROM "{name}"')) or 0)
+            table = metadata.tables[name]
+            counts[name] = int(session.scalar(select(func.count()).select_from(table)) or 0)
     lap("portal accounts and consultations")
     return SeedReport(
         patients=patients, seed=seed, reference_date=today, rows=counts,

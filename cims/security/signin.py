@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import jwt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -148,7 +149,14 @@ def start_session(*, session: Session, user_id: int) -> tuple[uuid.UUID, Actor]:
         raise LookupError(user_id)
     now = utcnow()
     user.last_login_at = now
-    row = AuthSession(user_id=user.id, mfa_passed_at=now if user.kind == "staff" else None)
+    lifetime = dt.timedelta(hours=get_settings().session_absolute_hours)
+    row = AuthSession(
+        user_id=user.id,
+        mfa_passed_at=now if user.kind == "staff" else None,
+        created_at=now,
+        last_seen_at=now,
+        cookie_expires_at=now + lifetime,
+    )
     session.add(row)
     session.flush()
     actor = build_actor(session, user)
@@ -266,3 +274,41 @@ def change_password(*, session: Session, user_id: int, current: str, new: str) -
         username=user.username,
     )
     return []
+
+
+def session_token(session_id: uuid.UUID, expires_at: dt.datetime) -> str:
+    """Signed cookie value naming a server-side session (HS256 under the cookie key)."""
+    key = get_settings().key_bytes("cookie_key")
+    return jwt.encode({"sid": str(session_id), "exp": int(expires_at.timestamp())}, key, "HS256")
+
+
+def resume_session(*, session: Session, token: str | None) -> tuple[uuid.UUID, Actor] | None:
+    """The session a browser cookie names, if it is still alive on the server; else None.
+
+    The cookie alone proves nothing: logout, password change, admin sign-out, lockdown,
+    idle timeout and the absolute lifetime all end the server-side row it points to.
+    """
+    if not token:
+        return None
+    try:
+        claims = jwt.decode(token, get_settings().key_bytes("cookie_key"), algorithms=["HS256"])
+        session_id = uuid.UUID(str(claims["sid"]))
+    except (jwt.PyJWTError, KeyError, ValueError):
+        return None
+    row = session.get(AuthSession, session_id)
+    if row is None or not touch_session(session=session, session_id=session_id):
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    if user.kind == "staff" and row.mfa_passed_at is None:
+        return None
+    return session_id, build_actor(session, user)
+
+
+def session_expiry(*, session: Session, session_id: uuid.UUID) -> dt.datetime:
+    """When a session ends at the latest (its absolute lifetime)."""
+    row = session.get(AuthSession, session_id)
+    if row is None or row.cookie_expires_at is None:
+        raise LookupError(session_id)
+    return row.cookie_expires_at

@@ -37,8 +37,17 @@ def test_doctor_signs_in_with_totp_and_sees_home(
     expect(page.get_by_text("Today's clinic")).to_be_visible()
     page.wait_for_timeout(1500)  # let the tables finish drawing before the picture
     page.screenshot(path=str(shots / "doctor_home.png"), full_page=True)
+    # A reload keeps the doctor signed in: the cookie names a live server-side session.
+    page.reload()
+    expect(page.get_by_text("Today's clinic")).to_be_visible(timeout=30_000)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "cims_session")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_text("You have signed out.")).to_be_visible(timeout=30_000)
     page.reload()  # the revoked session does not come back with a reload
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    # Replaying the old cookie (as a thief would) is refused: its session row is revoked.
+    page.context.add_cookies([cookie])
+    page.reload()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Today's clinic")).to_have_count(0)
     page.close()
