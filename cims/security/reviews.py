@@ -27,6 +27,8 @@ DORMANT_DAYS = 90
 # Holding one of these with a clinical or finance role is more than one person needs.
 _POWERFUL = {"admin"}
 _OPERATIONAL = {"doctor", "nurse", "registrar", "finance"}
+# Admin actions that only look, not change (left out of "privilege changes").
+_VIEW_ACTIONS = ("admin.list_accounts", "roles.view_matrix", "access_review.view")
 
 
 def _roles_by_user(session: Session) -> dict[int, list[str]]:
@@ -169,7 +171,7 @@ def security_report(
                 AuditEvent.action.like("roles.%"),
                 AuditEvent.action.like("access_review.%"),
             ),
-            AuditEvent.action != "admin.list_accounts",
+            AuditEvent.action.not_in(_VIEW_ACTIONS),
         )
         .order_by(AuditEvent.occurred_at)
     ).all()
@@ -233,6 +235,13 @@ def open_review(
     """The review in progress (if any) and its accounts still awaiting a decision."""
     review = session.scalar(
         select(AccessReview).where(AccessReview.completed_at.is_(None)).order_by(AccessReview.id)
+    )
+    audit.record(
+        session,
+        actor,
+        "access_review.view",
+        object_type="access_review",
+        object_id=review.id if review else None,
     )
     if review is None:
         return None, []

@@ -1,0 +1,168 @@
+"""The RBAC matrix: every privileged service function, run as every role.
+
+Every function decorated with ``@requires`` is discovered; each must have an entry here
+(so a new service cannot slip past the matrix). Run as every role, exactly the roles whose
+default grants hold the function's privileges succeed; every other role is refused, and
+each success leaves an audit row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import cims
+import factories
+from cims.base import utcnow
+from cims.security.models import AccessReviewItem, AuditEvent, Permission, Role, RolePermission
+from cims.security.rbac import ROLE_DEFAULTS, ROLES, AccessDenied, Actor, Privilege
+
+TODAY = dt.date(2026, 11, 26)
+Args = Callable[[Session, Actor], dict[str, Any]]
+
+
+def _privileged_functions() -> dict[str, Callable[..., Any]]:
+    found: dict[str, Callable[..., Any]] = {}
+    for info in pkgutil.walk_packages(cims.__path__, "cims."):
+        if ".migrations" in info.name or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            decorated = callable(value) and hasattr(value, "__cims_privileges__")
+            if decorated and getattr(value, "__module__", "") == info.name:
+                found[f"{info.name}.{name}"] = value
+    return found
+
+
+def _user_id(session: Session, _actor: Actor) -> dict[str, Any]:
+    return {"user_id": factories.user(session, "nurse").id}
+
+
+def _patient(session: Session, _actor: Actor) -> dict[str, Any]:
+    return {"patient_id": factories.patient(session).id, "reason": "unconscious in the ED"}
+
+
+def _grant(session: Session, _actor: Actor) -> dict[str, Any]:
+    from cims.security.care import open_break_glass
+
+    doctor = factories.actor(session, "doctor")
+    patient = factories.patient(session)
+    grant = open_break_glass(
+        session=session, actor=doctor, patient_id=patient.id, reason="unconscious in the ED"
+    )
+    return {"grant_id": grant.id, "justified": True}
+
+
+def _review_item(session: Session, _actor: Actor) -> dict[str, Any]:
+    from cims.security.reviews import start_access_review
+
+    review = start_access_review(session=session, actor=factories.actor(session, "admin"))
+    item = session.scalars(
+        select(AccessReviewItem).where(AccessReviewItem.review_id == review.id)
+    ).first()
+    assert item is not None
+    return {"item_id": item.id, "certify": True}
+
+
+def _lifted(session: Session, _actor: Actor) -> dict[str, Any]:
+    from cims.security.incidents import start_lockdown
+
+    start_lockdown(session=session, actor=factories.actor(session, "admin"), reason="drill")
+    return {"note": "drill over"}
+
+
+ARGS: dict[str, Args] = {
+    "cims.appointments.service.list_my_clinic": lambda s, a: {"day": TODAY},
+    "cims.appointments.service.list_front_desk_day": lambda s, a: {"day": TODAY},
+    "cims.appointments.service.list_departments": lambda s, a: {},
+    "cims.records.service.list_my_inpatients": lambda s, a: {"today": TODAY},
+    "cims.billing.service.takings_for_day": lambda s, a: {"day": TODAY},
+    "cims.reporting.service.headline": lambda s, a: {"today": TODAY},
+    "cims.portal.service.portal_overview": lambda s, a: {"now": utcnow()},
+    "cims.security.admin.list_accounts": lambda s, a: {"now": utcnow()},
+    "cims.security.admin.unlock_account": _user_id,
+    "cims.security.admin.reset_mfa": _user_id,
+    "cims.security.admin.sign_out_everywhere": _user_id,
+    "cims.security.admin.set_account_active": lambda s, a: {
+        **_user_id(s, a),
+        "active": False,
+        "reason": "left the hospital",
+    },
+    "cims.security.care.open_break_glass": _patient,
+    "cims.security.care.list_break_glass_for_review": lambda s, a: {},
+    "cims.security.care.review_break_glass": _grant,
+    "cims.security.incidents.start_lockdown": lambda s, a: {"reason": "drill"},
+    "cims.security.incidents.lift_lockdown": _lifted,
+    "cims.security.incidents.list_incidents": lambda s, a: {},
+    "cims.security.reviews.start_access_review": lambda s, a: {},
+    "cims.security.reviews.decide": _review_item,
+    "cims.security.reviews.open_review": lambda s, a: {},
+    "cims.security.reviews.security_report": lambda s, a: {
+        "start": utcnow() - dt.timedelta(days=1),
+        "end": utcnow(),
+    },
+    "cims.security.roles.privilege_matrix": lambda s, a: {},
+    "cims.security.roles.set_grant": lambda s, a: {
+        "role": "manager",
+        "privilege": Privilege.EXPORT_DATA,
+        "granted": True,
+    },
+}
+FUNCTIONS = _privileged_functions()
+# Reference data, no patient or financial content: privileged but not audited.
+UNAUDITED = {"cims.appointments.service.list_departments"}
+
+
+def test_every_privileged_function_is_in_the_matrix() -> None:
+    assert sorted(set(FUNCTIONS) - set(ARGS)) == []
+    assert sorted(set(ARGS) - set(FUNCTIONS)) == []
+
+
+def test_database_grants_match_the_defaults(session: Session) -> None:
+    rows = session.execute(
+        select(Role.code, Permission.code)
+        .join(RolePermission, RolePermission.role_id == Role.id)
+        .join(Permission, Permission.id == RolePermission.permission_id)
+    ).all()
+    stored: dict[str, set[str]] = {role: set() for role in ROLES}
+    for role, privilege in rows:
+        stored[role].add(privilege)
+    assert stored == {role: {p.value for p in grants} for role, grants in ROLE_DEFAULTS.items()}
+
+
+def _actor_for(session: Session, role: str) -> Actor:
+    if role == "patient":
+        return factories.actor(session, role, patient_id=factories.patient(session).id)
+    return factories.actor(session, role)
+
+
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_exactly_the_privileged_roles_succeed(session: Session, name: str) -> None:
+    function = FUNCTIONS[name]
+    needed = set(function.__cims_privileges__)
+    succeeded = set()
+    for role in ROLES:
+        savepoint = session.begin_nested()
+        actor = _actor_for(session, role)
+        kwargs = ARGS[name](session, actor)
+        before = session.scalar(select(func.count(AuditEvent.id))) or 0
+        try:
+            function(session=session, actor=actor, **kwargs)
+        except AccessDenied:
+            savepoint.rollback()
+            continue
+        succeeded.add(role)
+        session.flush()
+        if name not in UNAUDITED:
+            after = session.scalar(select(func.count(AuditEvent.id))) or 0
+            assert after > before, (name, role)
+        savepoint.rollback()
+    expected = {role for role, grants in ROLE_DEFAULTS.items() if needed <= grants}
+    assert succeeded == expected
