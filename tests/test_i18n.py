@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 
 from cims.i18n import LANGUAGES, catalog, t
-from cims.security.rbac import ROLES
+from cims.security.rbac import ROLES, Privilege
 
 ROOT = Path(__file__).resolve().parent.parent
 LITERAL_KEY = re.compile(r"""\btr?\(\s*["']([a-z_]+\.[a-z_.A-Z0-9]+)["']""")
@@ -17,6 +17,9 @@ FAMILIES = {
     "method": ("cash", "card", "wechat", "alipay", "insurance"),
     "sex": ("M", "F", "U"),
     "role": tuple(ROLES),
+    "privilege": tuple(p.value for p in Privilege),
+    "outcome": ("success", "denied", "failure"),
+    "incident": ("open", "contained", "closed", "lockdown_started", "lockdown_lifted"),
 }
 
 

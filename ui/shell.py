@@ -32,7 +32,9 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/admin_home.py", "nav.admin_home", "🛡️", ("admin",)),
     PageSpec("pages/patient_home.py", "nav.patient_home", "🏠", ("patient",)),
     PageSpec("pages/admin_reviews.py", "nav.admin_reviews", "✅", ("admin",)),
+    PageSpec("pages/admin_audit.py", "nav.admin_audit", "🔍", ("admin",)),
     PageSpec("pages/admin_report.py", "nav.admin_report", "📋", ("admin",)),
+    PageSpec("pages/admin_roles.py", "nav.admin_roles", "🔑", ("admin",)),
     PageSpec("pages/admin_security.py", "nav.admin_security", "🚨", ("admin",)),
     PageSpec("pages/my_account.py", "nav.my_account", "👤", tuple(ROLES)),
 )

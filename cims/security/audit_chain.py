@@ -185,9 +185,17 @@ class Anchor:
     source: str = ""
 
 
-def default_anchor_dir() -> Path:
-    """Where anchors go unless told otherwise: ``<data_dir>/audit-anchors``."""
-    return get_settings().data_dir / "audit-anchors"
+def default_anchor_dir(bind: Engine | Connection | None = None) -> Path:
+    """Where anchors go unless told otherwise: ``<data_dir>/audit-anchors/<database>``.
+
+    One folder per database, so the anchors of one chain are never checked against another
+    (test and scratch databases share the server and the data folder).
+    """
+    root = get_settings().data_dir / "audit-anchors"
+    if bind is None:
+        return root
+    url = bind.engine.url if isinstance(bind, Connection) else bind.url
+    return root / (url.database or "default")
 
 
 def anchor_head(
@@ -207,7 +215,7 @@ def anchor_head(
         seq, head = chain_head(conn)
     now = dt.datetime.now(dt.UTC)
     anchor = Anchor(now.isoformat(timespec="microseconds"), seq, head.hex(), reason)
-    folder = anchor_dir or default_anchor_dir()
+    folder = anchor_dir or default_anchor_dir(bind)
     folder.mkdir(parents=True, exist_ok=True)
     line = dict(time=anchor.time, seq=seq, head_hash_hex=anchor.head_hash_hex, reason=reason)
     path = folder / f"audit-anchor-{now:%Y-%m-%d}.jsonl"
@@ -384,7 +392,7 @@ class Sealer:
     interval_seconds: float = 2.0
     recent_seconds: float = 300.0  # a pass looks at rows whose transaction began this recently
     full_sweep_seconds: float = 300.0  # ...and every this often at all unsealed rows
-    anchor_dir: Path | None = None  # None: default_anchor_dir()
+    anchor_dir: Path | None = None  # None: default_anchor_dir(engine)
     anchor_every_seconds: float | None = 3600.0  # None: the sealer never anchors
     sealed_total: int = 0
     last_error: Exception | None = None

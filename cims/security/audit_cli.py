@@ -35,8 +35,8 @@ def verify(
     ] = 60.0,
 ) -> None:
     """Walk the chain; print the first broken row and exit 1 when it is broken."""
-    folder = None if no_anchors else (anchor_dir or audit_chain.default_anchor_dir())
     engine = _engine()
+    folder = None if no_anchors else (anchor_dir or audit_chain.default_anchor_dir(engine))
     try:
         result = audit_chain.verify_chain(
             engine, anchor_dir=folder, unsealed_warn_seconds=unsealed_warn_seconds

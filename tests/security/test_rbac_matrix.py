@@ -109,6 +109,12 @@ ARGS: dict[str, Args] = {
         "end": utcnow(),
     },
     "cims.security.roles.privilege_matrix": lambda s, a: {},
+    "cims.security.audit_views.search_audit": lambda s, a: {
+        "start": utcnow() - dt.timedelta(days=1),
+        "end": utcnow(),
+        "mrn": "0000000018",
+    },
+    "cims.security.audit_views.verify_audit_chain": lambda s, a: {},
     "cims.security.roles.set_grant": lambda s, a: {
         "role": "manager",
         "privilege": Privilege.EXPORT_DATA,
