@@ -7,7 +7,7 @@ from ui.errors import run_safely
 from ui.jobs import start_background_jobs
 from ui.shell import navigation, sidebar
 
-st.set_page_config(page_title="CIMS", page_icon="🏥", layout="wide")
+st.set_page_config(page_title="CIMS", page_icon=":material/local_hospital:", layout="wide")
 start_background_jobs()
 
 actor = current_actor()

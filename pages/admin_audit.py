@@ -42,7 +42,7 @@ with st.container(border=True):
             st.warning(warning)
 
 today = local_today()
-cols = st.columns([2, 2, 2, 2, 1])
+cols = st.columns([3, 2, 2, 2, 2])
 period = cols[0].date_input(
     tr("report.period"), value=(today - dt.timedelta(days=7), today), max_value=today
 )

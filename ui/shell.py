@@ -23,20 +23,24 @@ class PageSpec:
 
 # Each role's home first; a user with several roles sees each of their homes.
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("pages/doctor_home.py", "nav.doctor_home", "🩺", ("doctor",)),
-    PageSpec("pages/nurse_home.py", "nav.nurse_home", "💉", ("nurse",)),
-    PageSpec("pages/registrar_home.py", "nav.registrar_home", "🗂️", ("registrar",)),
-    PageSpec("pages/finance_home.py", "nav.finance_home", "💴", ("finance",)),
-    PageSpec("pages/manager_home.py", "nav.manager_home", "📊", ("manager",)),
-    PageSpec("pages/analyst_home.py", "nav.analyst_home", "🧮", ("data_staff",)),
-    PageSpec("pages/admin_home.py", "nav.admin_home", "🛡️", ("admin",)),
-    PageSpec("pages/patient_home.py", "nav.patient_home", "🏠", ("patient",)),
-    PageSpec("pages/admin_reviews.py", "nav.admin_reviews", "✅", ("admin",)),
-    PageSpec("pages/admin_audit.py", "nav.admin_audit", "🔍", ("admin",)),
-    PageSpec("pages/admin_report.py", "nav.admin_report", "📋", ("admin",)),
-    PageSpec("pages/admin_roles.py", "nav.admin_roles", "🔑", ("admin",)),
-    PageSpec("pages/admin_security.py", "nav.admin_security", "🚨", ("admin",)),
-    PageSpec("pages/my_account.py", "nav.my_account", "👤", tuple(ROLES)),
+    PageSpec("pages/doctor_home.py", "nav.doctor_home", ":material/stethoscope:", ("doctor",)),
+    PageSpec("pages/nurse_home.py", "nav.nurse_home", ":material/vaccines:", ("nurse",)),
+    PageSpec("pages/registrar_home.py", "nav.registrar_home", ":material/badge:", ("registrar",)),
+    PageSpec("pages/finance_home.py", "nav.finance_home", ":material/payments:", ("finance",)),
+    PageSpec("pages/manager_home.py", "nav.manager_home", ":material/monitoring:", ("manager",)),
+    PageSpec(
+        "pages/analyst_home.py", "nav.analyst_home", ":material/query_stats:", ("data_staff",)
+    ),
+    PageSpec("pages/admin_home.py", "nav.admin_home", ":material/manage_accounts:", ("admin",)),
+    PageSpec("pages/patient_home.py", "nav.patient_home", ":material/home:", ("patient",)),
+    PageSpec("pages/admin_reviews.py", "nav.admin_reviews", ":material/fact_check:", ("admin",)),
+    PageSpec("pages/admin_audit.py", "nav.admin_audit", ":material/policy:", ("admin",)),
+    PageSpec("pages/admin_report.py", "nav.admin_report", ":material/summarize:", ("admin",)),
+    PageSpec("pages/admin_roles.py", "nav.admin_roles", ":material/key:", ("admin",)),
+    PageSpec(
+        "pages/admin_security.py", "nav.admin_security", ":material/emergency_home:", ("admin",)
+    ),
+    PageSpec("pages/my_account.py", "nav.my_account", ":material/person:", tuple(ROLES)),
 )
 
 
