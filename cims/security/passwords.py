@@ -6,6 +6,7 @@ import hashlib
 from functools import lru_cache
 
 import bcrypt
+from zxcvbn import zxcvbn
 
 from cims.config import get_settings
 
@@ -55,6 +56,9 @@ def password_problems(password: str, *, username: str = "") -> list[str]:
         problems.append("password.too_simple")
     if lowered in _COMMON or any(word in lowered for word in _COMMON_PARTS):
         problems.append("password.too_common")
+    elif not problems and zxcvbn(password[:100], user_inputs=[username, "cims"])["score"] < 3:
+        # zxcvbn knows keyboard walks, dates, l33t and dictionary words (score 0-4).
+        problems.append("password.too_guessable")
     return problems
 
 
