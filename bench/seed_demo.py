@@ -104,7 +104,6 @@ def main() -> None:
         "seed_rows_per_s": round(copy_rate),
         "orm_rows_per_s": round(orm_rate),
         "speedup_vs_orm": round(copy_rate / orm_rate, 1),
-        "projected_1m_patients_s": round(report.seconds * 1_000_000 / args.patients),
     }
     print(json.dumps(result))
 

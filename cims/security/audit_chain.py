@@ -9,6 +9,7 @@ recomputing the chain is caught. Design and restore rules: docs/audit.md.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
 import json
@@ -452,4 +453,7 @@ def ensure_sealer(engine: Engine, **options: Any) -> Sealer:
     with _process_lock:
         if _process_sealer is None:
             _process_sealer = start_sealer(engine, **options)
+            # Registered after the database was reached, so it runs before the embedded
+            # server's own exit hook stops PostgreSQL under a sealer still at work.
+            atexit.register(_process_sealer.stop, 2.0)
         return _process_sealer
