@@ -289,3 +289,73 @@ def test_unexpected_errors_become_one_translated_message() -> None:
     assert len(at.error) == 1
     assert at.error[0].value.startswith("Something unexpected went wrong; nothing was changed.")
     assert "internal detail" not in at.error[0].value
+
+
+def _new_user(url: str, role: str) -> tuple[str, int]:
+    """A fresh staff account in the demo database (so lockouts do not touch demo logins)."""
+    import factories
+
+    engine = create_engine(url)
+    with Session(engine) as session:
+        user = factories.user(session, role)
+        session.commit()
+        result = (user.username, user.id)
+    engine.dispose()
+    return result
+
+
+def _submit_password(at: AppTest, username: str, password: str) -> None:
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    at.button[0].click().run()
+
+
+def test_the_form_locks_after_repeated_failures_and_admin_unlock_reopens(demo_url: str) -> None:
+    from cims.config import get_settings
+    from cims.security import admin
+    from cims.security.accounts import build_actor
+
+    username, user_id = _new_user(demo_url, "nurse")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["lang"] = "en"
+    at.run()
+    for _ in range(get_settings().lockout_failures):
+        _submit_password(at, username, "not-my-password")
+    import factories
+
+    _submit_password(at, username, factories.PASSWORD)
+    assert [e.value for e in at.error][-1].startswith("Too many failed attempts")
+    engine = create_engine(demo_url)
+    with Session(engine) as session:
+        boss = session.scalar(select(User).where(User.username == "admin"))
+        assert boss is not None
+        admin.unlock_account(session=session, actor=build_actor(session, boss), user_id=user_id)
+        session.commit()
+    engine.dispose()
+    _submit_password(at, username, factories.PASSWORD)
+    assert any(w.key == "signin_code" for w in at.text_input)  # on to the second factor
+
+
+def test_a_recovery_code_signs_in_once(demo_url: str) -> None:
+    import factories
+    from cims.security import signin
+
+    username, user_id = _new_user(demo_url, "registrar")
+    engine = create_engine(demo_url)
+    with Session(engine) as session:
+        codes = signin.issue_recovery_codes(session=session, user_id=user_id)
+        session.commit()
+    engine.dispose()
+    for attempt in ("first", "second"):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+        at.session_state["lang"] = "en"
+        at.run()
+        _submit_password(at, username, factories.PASSWORD)
+        at.text_input(key="signin_code").input(codes[0])
+        at.checkbox(key="signin_use_recovery").check()
+        at.button[0].click().run()
+        if attempt == "first":
+            at.run()
+            assert at.title[0].value == "Today's appointments"
+        else:
+            assert "The code is wrong or has expired." in [e.value for e in at.error]
