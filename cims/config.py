@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     lockout_minutes: int = 15
     care_window_days: int = 90
     break_glass_minutes: int = 60
+    message_codes: Literal["outbox", "off"] = "outbox"
 
     @model_validator(mode="after")
     def _refuse_weak_production(self) -> Settings:

@@ -348,14 +348,15 @@ def test_a_recovery_code_signs_in_once(demo_url: str) -> None:
     engine.dispose()
     for attempt in ("first", "second"):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-        at.session_state["lang"] = "en"
+        # Chinese: AppTest formats radio options outside the session (default language).
+        at.session_state["lang"] = "zh"
         at.run()
         _submit_password(at, username, factories.PASSWORD)
         at.text_input(key="signin_code").input(codes[0])
-        at.checkbox(key="signin_use_recovery").check()
+        at.radio(key="signin_method").set_value("recovery")
         at.button[0].click().run()
         if attempt == "first":
             at.run()
-            assert at.title[0].value == "Today's appointments"
+            assert at.title[0].value == "今日预约"
         else:
-            assert "The code is wrong or has expired." in [e.value for e in at.error]
+            assert "验证码不正确或已过期。" in [e.value for e in at.error]

@@ -10,7 +10,7 @@ import qrcode
 import streamlit as st
 
 from cims.db import session_scope
-from cims.security import signin
+from cims.security import otp_channel, signin
 from cims.security.mfa import new_totp_secret, provisioning_uri
 from cims.security.rbac import Actor, Privilege
 from ui.i18n import language_switch, tr
@@ -135,18 +135,35 @@ def _password_form() -> None:
 
 
 def _totp_form() -> None:
+    methods = {
+        "totp": signin.check_totp,
+        "recovery": signin.use_recovery_code,
+    }
+    if otp_channel.channel() is not None:
+        methods["message"] = signin.check_message_code
     with st.form("signin_totp"):
         st.subheader(tr("signin.totp_heading"))
         code = st.text_input(tr("signin.totp_code"), max_chars=16, key="signin_code")
-        use_recovery = st.checkbox(tr("signin.use_recovery"), key="signin_use_recovery")
+        method = st.radio(
+            tr("signin.method"),
+            list(methods),
+            key="signin_method",
+            horizontal=True,
+            format_func=lambda m: tr(f"signin.method_{m}"),
+        )
         submitted = st.form_submit_button(tr("signin.verify"), type="primary")
-    if st.button(tr("signin.back")):
+    left, right = st.columns(2)
+    if left.button(tr("signin.back")):
         _forget()
         st.rerun()
+    user_id = st.session_state.get(PENDING_USER)
+    if "message" in methods and right.button(tr("signin.send_message_code")):
+        with session_scope() as db:
+            sent = user_id is not None and otp_channel.send_code(session=db, user_id=user_id)
+        st.info(tr("signin.message_code_sent" if sent else "signin.message_code_wait"))
     if not submitted:
         return
-    user_id = st.session_state.get(PENDING_USER)
-    check = signin.use_recovery_code if use_recovery else signin.check_totp
+    check = methods[method]
     with session_scope() as db:
         ok = user_id is not None and check(session=db, user_id=user_id, code=code)
     if not ok:

@@ -304,3 +304,19 @@ class AuditSeal(Base):
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
     row_hash: Mapped[bytes] = mapped_column(LargeBinary)
     sealed_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class OneTimeCode(Base):
+    """A sign-in code sent over a message channel (SMS, email); stored only as a hash."""
+
+    __tablename__ = "one_time_codes"
+    __table_args__ = (Index("ix_one_time_codes_user_time", "user_id", "created_at"),)
+
+    id: Mapped[int] = pk()
+    user_id: Mapped[int] = fk("users.id", nullable=False)
+    channel: Mapped[str]
+    code_hash: Mapped[str]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from cims.base import utcnow
 from cims.config import get_settings
-from cims.security import audit
+from cims.security import audit, otp_channel
 from cims.security.accounts import build_actor
 from cims.security.crypto import load_cipher
 from cims.security.mfa import hash_recovery_code, new_recovery_codes, verify_totp
@@ -106,18 +106,35 @@ def check_totp(*, session: Session, user_id: int, code: str) -> bool:
     secret = load_cipher(session).decrypt_text(
         user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
     )
-    ok = verify_totp(secret, code)
+    return _second_factor(session, user, verify_totp(secret, code), "totp")
+
+
+def check_message_code(*, session: Session, user_id: int, code: str) -> bool:
+    """Verify a one-time code sent over the message channel instead of TOTP."""
+    user = session.get(User, user_id)
+    if user is None or user.totp_secret_enc is None:
+        return False  # a message code stands in for an enrolled factor, never for enrolment
+    return _second_factor(
+        session,
+        user,
+        otp_channel.check_code(session=session, user_id=user_id, code=code),
+        "message",
+    )
+
+
+def _second_factor(session: Session, user: User, ok: bool, stage: str) -> bool:
+    """Record a second-factor attempt; failures count towards the lockout."""
     session.add(
         SignInAttempt(
             username=user.username,
             user_id=user.id,
             success=ok,
-            stage="totp",
+            stage=stage,
             reason=None if ok else "signin.bad_code",
         )
     )
     if not ok:
-        audit.record(session, None, "auth.totp", outcome="denied", username=user.username)
+        audit.record(session, None, f"auth.{stage}", outcome="denied", username=user.username)
         _lock_if_needed(session, user, utcnow())
     return ok
 
