@@ -29,11 +29,20 @@ cols[3].metric(tr("doctor.inpatients"), len(ward))
 
 st.subheader(tr("doctor.clinic_today"))
 if clinic:
-    st.dataframe(
+    st.caption(tr("doctor.pick_patient"))
+    picked = st.dataframe(
         appointment_table(clinic, with_doctor=False),
         hide_index=True,
         height=table_height(len(clinic)),
+        on_select="rerun",
+        selection_mode="single-row",
+        key="clinic_table",
     )
+    rows = picked.selection.rows if picked else []
+    if rows:
+        st.switch_page(
+            "pages/patient_summary.py", query_params={"patient": str(clinic[rows[0]].patient_id)}
+        )
 else:
     st.info(tr("doctor.no_clinic"))
 

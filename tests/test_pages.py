@@ -353,7 +353,7 @@ def test_a_recovery_code_signs_in_once(demo_url: str) -> None:
         at.run()
         _submit_password(at, username, factories.PASSWORD)
         at.text_input(key="signin_code").input(codes[0])
-        at.radio(key="signin_method").set_value("recovery")
+        at.radio(key="signin_method").set_value("恢复码")
         at.button[0].click().run()
         if attempt == "first":
             at.run()

@@ -144,13 +144,11 @@ def _totp_form() -> None:
     with st.form("signin_totp"):
         st.subheader(tr("signin.totp_heading"))
         code = st.text_input(tr("signin.totp_code"), max_chars=16, key="signin_code")
-        method = st.radio(
-            tr("signin.method"),
-            list(methods),
-            key="signin_method",
-            horizontal=True,
-            format_func=lambda m: tr(f"signin.method_{m}"),
-        )
+        # Translated labels as the options themselves (a format_func would be re-run by
+        # Streamlit outside this session's language).
+        labels = {tr(f"signin.method_{m}"): m for m in methods}
+        label = st.radio(tr("signin.method"), list(labels), key="signin_method", horizontal=True)
+        method = labels.get(str(label), "totp")
         submitted = st.form_submit_button(tr("signin.verify"), type="primary")
     left, right = st.columns(2)
     if left.button(tr("signin.back")):
@@ -193,7 +191,7 @@ def _enrol_form() -> None:
         ok = user_id is not None and signin.enrol_totp(
             session=db, user_id=user_id, secret=secret, code=code
         )
-        codes = signin.issue_recovery_codes(session=db, user_id=user_id) if ok else []
+        codes = signin.issue_recovery_codes(session=db, user_id=user_id) if ok and user_id else []
     if not ok:
         st.error(tr("signin.bad_code"))
         return

@@ -26,6 +26,24 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/doctor_home.py", "nav.doctor_home", ":material/stethoscope:", ("doctor",)),
     PageSpec("pages/nurse_home.py", "nav.nurse_home", ":material/vaccines:", ("nurse",)),
     PageSpec("pages/registrar_home.py", "nav.registrar_home", ":material/badge:", ("registrar",)),
+    PageSpec(
+        "pages/patient_search.py",
+        "nav.patient_search",
+        ":material/person_search:",
+        ("registrar", "nurse", "doctor", "finance"),
+    ),
+    PageSpec(
+        "pages/patient_register.py",
+        "nav.patient_register",
+        ":material/person_add:",
+        ("registrar", "nurse"),
+    ),
+    PageSpec(
+        "pages/patient_summary.py",
+        "nav.patient_summary",
+        ":material/clinical_notes:",
+        ("doctor", "nurse"),
+    ),
     PageSpec("pages/finance_home.py", "nav.finance_home", ":material/payments:", ("finance",)),
     PageSpec("pages/manager_home.py", "nav.manager_home", ":material/monitoring:", ("manager",)),
     PageSpec(

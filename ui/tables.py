@@ -17,11 +17,11 @@ def appointment_table(rows: Sequence[DayAppointment], *, with_doctor: bool) -> p
     for row in rows:
         record = {
             tr("col.time"): hhmm(row.scheduled_at),
-            tr("col.queue"): row.queue_number if row.queue_number is not None else "—",
+            tr("col.queue"): row.queue_number,  # None shows as an empty cell
             tr("col.mrn"): row.mrn,
             tr("col.name"): row.patient_name,
             tr("col.sex"): tr(f"sex.{row.sex}"),
-            tr("col.age"): row.age if row.age is not None else "—",
+            tr("col.age"): row.age,
             tr("col.department"): localised(row.department_zh, row.department_en),
             tr("col.status"): tr(f"appointment.{row.status}"),
             tr("col.checked_in"): hhmm(row.checked_in_at),

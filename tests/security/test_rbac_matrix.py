@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import itertools
 import pkgutil
 from collections.abc import Callable
 from typing import Any
@@ -78,7 +79,93 @@ def _lifted(session: Session, _actor: Actor) -> dict[str, Any]:
     return {"note": "drill over"}
 
 
+def _registration(session: Session, _actor: Actor) -> dict[str, Any]:
+    from cims.patients.resident_id import check_digit
+    from cims.patients.schemas import PatientInput
+
+    first17 = "110101" + "19850312" + f"{next(_serial) % 1000:03d}"
+    return {
+        "data": PatientInput(
+            family_name="王",
+            given_name="小明",
+            sex="M" if int(first17[-1]) % 2 else "F",
+            birth_date=dt.date(1985, 3, 12),
+            national_id=first17 + check_digit(first17),
+            mobile="13912345678",
+            insurance_type="self_pay",
+        ),
+        "confirm_not_duplicate": True,
+        "today": TODAY,
+    }
+
+
+def _demographics(session: Session, actor: Actor) -> dict[str, Any]:
+    patient = factories.patient(session)
+    data = _registration(session, actor)["data"]
+    return {"patient_id": patient.id, "data": data, "reason": "typo", "today": TODAY}
+
+
+def _two_patients(session: Session, _actor: Actor) -> dict[str, Any]:
+    return {
+        "survivor_id": factories.patient(session).id,
+        "merged_id": factories.patient(session).id,
+        "reason": "same person",
+    }
+
+
+def _merge(session: Session, _actor: Actor) -> dict[str, Any]:
+    from cims.patients.duplicates import merge_patients
+
+    merge = merge_patients(
+        session=session,
+        actor=factories.actor(session, "registrar"),
+        **_two_patients(session, _actor),
+    )
+    return {"merge_id": merge.id}
+
+
+def _temporary(session: Session, _actor: Actor) -> dict[str, Any]:
+    unknown = factories.patient(session, is_unidentified=True, temporary_label="无名氏-急诊-0001")
+    return {"temporary_id": unknown.id, "patient_id": factories.patient(session).id}
+
+
+def _in_care(session: Session, actor: Actor) -> dict[str, Any]:
+    from cims.records.models import Encounter
+
+    department = factories.department(session, "ENDO")
+    patient = factories.patient(session)
+    session.add(
+        Encounter(
+            patient_id=patient.id,
+            encounter_type="outpatient",
+            department_id=department.id,
+            attending_id=actor.user_id,
+            started_at=utcnow(),
+            status="open",
+        )
+    )
+    session.flush()
+    return {"patient_id": patient.id, "today": TODAY}
+
+
+_serial = itertools.count(101, 2)
+
 ARGS: dict[str, Args] = {
+    "cims.patients.duplicates.find_duplicates": lambda s, a: {
+        "patient_id": factories.patient(s).id
+    },
+    "cims.patients.duplicates.identify_unidentified": _temporary,
+    "cims.patients.duplicates.merge_patients": _two_patients,
+    "cims.patients.duplicates.undo_merge": _merge,
+    "cims.patients.search.search_patients": lambda s, a: {"query": "张三"},
+    "cims.patients.service.get_patient": lambda s, a: {"patient_id": factories.patient(s).id},
+    "cims.patients.service.register_patient": _registration,
+    "cims.patients.service.update_demographics": _demographics,
+    "cims.patients.service.void_patient": lambda s, a: {
+        "patient_id": factories.patient(s).id,
+        "reason": "registered in error",
+    },
+    "cims.records.summary.build_summary": _in_care,
     "cims.appointments.service.list_my_clinic": lambda s, a: {"day": TODAY},
     "cims.appointments.service.list_front_desk_day": lambda s, a: {"day": TODAY},
     "cims.appointments.service.list_departments": lambda s, a: {},
