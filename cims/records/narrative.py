@@ -62,7 +62,12 @@ def narrative(summary: PatientSummary, language: str) -> list[Statement]:
         statements.append(admitted)
     statements.append(_allergies(summary, language))
     if summary.medications:
-        names = [_mid(localise_name(m.drug_name, language), language) for m in summary.medications]
+        # One mention per drug: repeat prescriptions of the same drug are one medication.
+        names = list(
+            dict.fromkeys(
+                _mid(localise_name(m.drug_name, language), language) for m in summary.medications
+            )
+        )
         statements.append(
             Statement(
                 t("summary.narr_meds", language, count=len(names), names=_join(names, language)),
