@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 from typing import Annotated
@@ -290,7 +291,17 @@ def run(
         "127.0.0.1",
     ]
     typer.echo(f"CIMS on http://127.0.0.1:{settings.port}", err=True)
+    server = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ))
+
+    def stop(signum: int, _frame: object) -> None:
+        # Pass the stop on, so no orphaned server keeps the port after we exit.
+        server.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     try:
-        raise typer.Exit(code=subprocess.call(command, cwd=PROJECT_ROOT, env=dict(os.environ)))
+        code = server.wait()
     except KeyboardInterrupt:
-        raise typer.Exit(code=0) from None
+        server.send_signal(signal.SIGINT)
+        code = server.wait()
+    raise typer.Exit(code=code)

@@ -7,11 +7,13 @@ streams the previous one into PostgreSQL, so generation and loading overlap.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from cims.demo import billing, bookings, encounters, engagement, notes, observations, orders
 from cims.demo.activity import Activity
+from cims.demo.audit_history import AuditHistory
 from cims.demo.copyload import BulkLoader
 from cims.demo.encounters import Encounters
 from cims.demo.patients import People, patients_table
@@ -61,9 +63,15 @@ def generate_and_load(
     appts: Appointments,
     cipher: FieldCipher,
     lap: Callable[[str], None],
+    history: AuditHistory,
 ) -> tuple[dict[str, int], Encounters]:
     """Build every per-patient table and queue it for COPY; return row counts and encounters."""
     dept_ids = ref.dept_array
+
+    def put(name: str, rows: Any) -> None:
+        history.take(name, rows)  # the audit trail is derived from the rows as they load
+        loader.put(name, rows)
+
     number(appts, ids["appointments"])
     slots, slot_id = build_slots(
         appts, staff, clock, slot_offset=ids["slots"], schedule_offset=ids["doctor_schedules"]
@@ -71,14 +79,15 @@ def generate_and_load(
     e = encounters.build_encounters(
         act, appts, people, staff, clock, stream(seed, "encounters"), ids["encounters"]
     )
+    history.plan(e.start)
 
     def bookings_and_visits() -> None:
-        loader.put("doctor_schedules", bookings.schedules_table(slots, staff, dept_ids, clock))
-        loader.put("slots", bookings.slots_table(slots, staff, dept_ids, clock))
+        put("doctor_schedules", bookings.schedules_table(slots, staff, dept_ids, clock))
+        put("slots", bookings.slots_table(slots, staff, dept_ids, clock))
         rng = stream(seed, "appointments")
         table = bookings.appointments_table(appts, slot_id, staff, dept_ids, clock, rng)
-        loader.put("appointments", table)
-        loader.put("encounters", encounters.encounters_table(e, appts, dept_ids, clock))
+        put("appointments", table)
+        put("encounters", encounters.encounters_table(e, appts, dept_ids, clock))
 
     # Keys are checked per row only in the small (non-fast) load, which needs FK order; a fast
     # load sends these first so PostgreSQL is busy while the patients are being encrypted.
@@ -86,7 +95,7 @@ def generate_and_load(
         bookings_and_visits()
     registered = registration_times(people, act, appts, e, clock, stream(seed, "registered"))
     ids_ = np.arange(1, people.n + 1, dtype=np.int64)
-    loader.put(
+    put(
         "patients",
         patients_table(
             people, ids=ids_, cipher=cipher, clock=clock, registered=registered,
@@ -99,43 +108,41 @@ def generate_and_load(
         beds, e, dept_ids, clock, ward_offset=ids["wards"], bed_offset=ids["beds"],
         assignment_offset=ids["bed_assignments"],
     )  # fmt: skip
-    loader.put("wards", wards)
-    loader.put("beds", bed_rows)
+    put("wards", wards)
+    put("beds", bed_rows)
     if not loader.fast:
         bookings_and_visits()
-    loader.put("bed_assignments", assignments)
+    put("bed_assignments", assignments)
     rng = stream(seed, "diagnoses")
-    loader.put("diagnoses", encounters.diagnoses_table(e, act, clock, rng, ids["diagnoses"]))
-    loader.put("problems", encounters.problems_table(e, act, clock, ids["problems"]))
+    put("diagnoses", encounters.diagnoses_table(e, act, clock, rng, ids["diagnoses"]))
+    put("problems", encounters.problems_table(e, act, clock, ids["problems"]))
     rng = stream(seed, "allergies")
-    loader.put(
-        "allergies", encounters.allergies_table(people, registered, clock, rng, ids["allergies"])
-    )
+    put("allergies", encounters.allergies_table(people, registered, clock, rng, ids["allergies"]))
     lap("encounters, beds and diagnoses")
     obs, labs = observations.observations(
         e, people, act, staff, clock, stream(seed, "observations"), ids["observations"]
     )
-    loader.put("observations", obs)
+    put("observations", obs)
     del obs
     rng = stream(seed, "notes")
-    loader.put("clinical_notes", notes.notes_table(e, cipher, clock, rng, ids["clinical_notes"]))
+    put("clinical_notes", notes.notes_table(e, cipher, clock, rng, ids["clinical_notes"]))
     lap("observations and notes")
     order_rows, procedure_rows, ordered = orders.orders(
         e, labs, people, ref.prices, clock, stream(seed, "orders"), ids["orders"],
         ids["procedures"],
     )  # fmt: skip
-    loader.put("orders", order_rows)
-    loader.put("procedures", procedure_rows)
+    put("orders", order_rows)
+    put("procedures", procedure_rows)
     rx_rows, prescribed = orders.prescriptions(
         e, ref.prices, clock, stream(seed, "prescriptions"), ids["prescriptions"]
     )
-    loader.put("prescriptions", rx_rows)
+    put("prescriptions", rx_rows)
     plans, follow_ups = notes.plans_tables(
         e, act, clock, stream(seed, "plans"), plan_offset=ids["treatment_plans"],
         follow_offset=ids["follow_ups"],
     )  # fmt: skip
-    loader.put("treatment_plans", plans)
-    loader.put("follow_ups", follow_ups)
+    put("treatment_plans", plans)
+    put("follow_ups", follow_ups)
     lap("orders, prescriptions and plans")
     assignment_ids = ids["bed_assignments"] + 1 + np.arange(len(beds.enc_rows))
     bills = billing.build_bills(
@@ -144,10 +151,13 @@ def generate_and_load(
         portal=act.portal,
     )  # fmt: skip
     for name, rows in bills:  # one table at a time keeps peak memory down
-        loader.put(name, rows)
+        put(name, rows)
         del rows
     rng = stream(seed, "surveys")
-    loader.put("surveys", engagement.surveys_table(e, appts, dept_ids, clock, rng, ids["surveys"]))
+    put("surveys", engagement.surveys_table(e, appts, dept_ids, clock, rng, ids["surveys"]))
     lap("billing and surveys")
+    for name, rows in history.tables(grant_offset=ids["break_glass_grants"]):
+        loader.put(name, rows)
+    lap("audit history")
     counts = loader.finish()
     return counts, e

@@ -1,9 +1,11 @@
 """``seed_demo``: load a realistic, deterministic demo hospital into an empty CIMS database.
 
 Reference data and staff accounts go through the ORM and the account service; everything
-per patient is generated with numpy and streamed in with COPY. All of it is one transaction:
-a failure leaves nothing behind. Same patients + seed + reference date ⇒ same data (apart
-from random AES-GCM nonces, bcrypt salts and TOTP secrets).
+per patient is generated with numpy and streamed in with COPY, and so is the audit history
+derived from those rows (``cims.demo.audit_history``). All of it is one transaction: a
+failure leaves nothing behind; the history is sealed into the audit chain once it commits.
+Same patients + seed + reference date ⇒ same data (apart from random AES-GCM nonces, bcrypt
+salts and TOTP secrets).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from cims.config import get_settings
 from cims.demo import engagement
 from cims.demo.activity import build_activity
+from cims.demo.audit_history import AuditHistory
 from cims.demo.copyload import BulkLoader
 from cims.demo.patients import build_people
 from cims.demo.pipeline import generate_and_load
@@ -34,9 +37,10 @@ from cims.org.models import Department
 from cims.patients.models import Patient
 from cims.schema import metadata
 from cims.security import audit
+from cims.security.audit_chain import seal_pending
 from cims.security.bootstrap import ensure_roles_and_privileges
 from cims.security.crypto import load_cipher
-from cims.security.models import User
+from cims.security.models import AuditEvent, User
 
 # username -> (password, role). Published demo credentials: never use them outside a demo.
 DEMO_LOGINS: Final[dict[str, tuple[str, str]]] = {
@@ -56,8 +60,15 @@ LOADED_TABLES: Final = (
     "patients", "wards", "beds", "doctor_schedules", "slots", "appointments", "encounters",
     "bed_assignments", "diagnoses", "problems", "allergies", "observations", "clinical_notes",
     "orders", "procedures", "prescriptions", "treatment_plans", "follow_ups", "invoices",
-    "charges", "invoice_lines", "payments", "surveys",
+    "charges", "invoice_lines", "payments", "surveys", "audit_log", "sign_in_attempts",
+    "break_glass_grants",
 )  # fmt: skip
+# Sealing the demo's audit history in one sweep: big batches, few round trips.
+SEAL_BATCH: Final = 20_000
+_UNSEALED_THROUGH: Final = text(
+    "SELECT EXISTS (SELECT 1 FROM audit_log a WHERE a.id <= :last_id "
+    "AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.id))"
+)
 _ORM_TABLES: Final = (
     "departments", "insurance_plans", "price_items", "faq_entries", "users", "user_roles",
     "user_departments", "consultation_threads", "consultation_messages",
@@ -127,6 +138,21 @@ def _prepare(session: Session, *, reset: bool) -> None:
     ensure_roles_and_privileges(session)
 
 
+def _seal_through(engine: Engine, last_id: int) -> int:
+    """Seal every committed audit row up to ``last_id``; returns the rows this call sealed."""
+    # Historic rows are far older than the sealer's recent pass looks: a full sweep, now, so
+    # the trail is whole before anyone reads it (the CLI anchors the head afterwards). A
+    # running app's sealer may hold the lock for a pass: then wait for it, briefly.
+    sealed, deadline = 0, time.monotonic() + 60
+    while True:
+        sealed += seal_pending(engine, batch=SEAL_BATCH)
+        with engine.connect() as conn:
+            left = conn.scalar(_UNSEALED_THROUGH, {"last_id": last_id})
+        if not left or time.monotonic() > deadline:
+            return sealed
+        time.sleep(0.2)
+
+
 def seed_demo(
     engine: Engine,
     *,
@@ -177,16 +203,22 @@ def seed_demo(
         raw = cast(psycopg.Connection[Any], session.connection().connection.driver_connection)
         loader = BulkLoader(raw, fast=patients >= FAST_LOAD_MIN_PATIENTS, progress=say)
         ids = loader.id_offsets(LOADED_TABLES)  # patients is empty here: its ids are 1..N
+        usernames = {uid: name for uid, name in session.execute(select(User.id, User.username))}
+        history = AuditHistory(
+            seed=seed, clock=clock, staff=staff, usernames=usernames, patients=patients
+        )
         loader.start(LOADED_TABLES)
         try:
             counts, visits = generate_and_load(
                 loader, ids, seed=seed, clock=clock, ref=ref, staff=staff, people=people,
-                act=act, appts=appts, cipher=cipher, lap=lap,
+                act=act, appts=appts, cipher=cipher, lap=lap, history=history,
             )  # fmt: skip
         except BaseException:
             loader.close()
             raise
         lap("indexes, keys and statistics")
+        if logins := history.last_logins():
+            session.execute(update(User), logins)  # the history's sign-ins, by primary key
         say(f"producer waited {loader.wait_seconds:.1f} s for COPY")
         portal_password = DEMO_LOGINS[DEMO_PATIENT][0] if DEMO_PATIENT in DEMO_LOGINS else None
         engagement.portal_and_consultations(
@@ -203,7 +235,11 @@ def seed_demo(
         for name in _ORM_TABLES:
             table = metadata.tables[name]
             counts[name] = int(session.scalar(select(func.count()).select_from(table)) or 0)
+        last_audit_id = int(session.scalar(select(func.max(AuditEvent.id))) or 0)
     lap("portal accounts and consultations")
+    sealed = _seal_through(engine, last_audit_id)
+    lap("audit trail sealed")
+    say(f"sealed {sealed:,} audit rows")
     return SeedReport(
         patients=patients, seed=seed, reference_date=today, rows=counts,
         seconds=round(time.perf_counter() - started, 2),
