@@ -24,7 +24,7 @@ ENROL_SECRET = "enrol_secret"  # noqa: S105 (a session-state key, not a secret)
 FLASH = "signin_flash"
 RECOVERY_CODES = "recovery_codes"
 COOKIE = "cims_session"
-COOKIE_OP = "cookie_op"  # pending ("set", token) or ("delete", None) for the browser
+COOKIE_OP = "cookie_op"  # wanted in the browser: ("set", (token, expiry)) or ("delete", None)
 
 
 def current_actor() -> Actor | None:
@@ -92,7 +92,8 @@ def render_sign_in() -> None:
     language_switch()
     st.title(tr("app.title"))
     st.caption(tr("app.subtitle"))
-    flash = st.session_state.pop(FLASH, None)
+    # Kept across reruns (the cookie component causes one) until the next sign-in attempt.
+    flash = st.session_state.get(FLASH)
     if flash:
         st.info(tr(flash))
     stage = st.session_state.get(PENDING_STAGE)
@@ -114,6 +115,7 @@ def _password_form() -> None:
         submitted = st.form_submit_button(tr("signin.submit"), type="primary")
     if not submitted:
         return
+    st.session_state.pop(FLASH, None)
     if not username or not password:
         st.error(tr("signin.missing"))
         return
@@ -235,9 +237,14 @@ def sign_out() -> None:
 
 
 def sync_cookie() -> None:
-    """Carry out a pending cookie change in the browser (once)."""
+    """Keep the browser's session cookie as this session wants it (set, or expired).
+
+    Rendered on every run, not once: the cookie component works in the browser after the
+    run, and a rerun that dropped it from the page would cancel it before it acted.
+    Repeating the same call with the same arguments does nothing new in the browser.
+    """
     pending = st.session_state.get(COOKIE_OP)
-    if not pending or pending == "done":
+    if not pending:
         return
     import extra_streamlit_components as stx
 
@@ -250,4 +257,3 @@ def sync_cookie() -> None:
         # Overwrite with an already expired cookie: the manager's own delete only knows
         # cookies it has read back from the browser in an earlier run.
         manager.set(COOKIE, "", max_age=0, same_site="strict", key="cims_cookie_delete")
-    st.session_state[COOKIE_OP] = "done"

@@ -17,11 +17,12 @@ def appointment_table(rows: Sequence[DayAppointment], *, with_doctor: bool) -> p
     for row in rows:
         record = {
             tr("col.time"): hhmm(row.scheduled_at),
-            tr("col.queue"): row.queue_number,  # None shows as an empty cell
+            # Text columns throughout: a dash for "none yet" must not mix with numbers.
+            tr("col.queue"): "—" if row.queue_number is None else str(row.queue_number),
             tr("col.mrn"): row.mrn,
             tr("col.name"): row.patient_name,
             tr("col.sex"): tr(f"sex.{row.sex}"),
-            tr("col.age"): row.age,
+            tr("col.age"): "—" if row.age is None else str(row.age),
             tr("col.department"): localised(row.department_zh, row.department_en),
             tr("col.status"): tr(f"appointment.{row.status}"),
             tr("col.checked_in"): hhmm(row.checked_in_at),

@@ -7,10 +7,11 @@ import json
 import re
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from cims.patients.models import BLOOD_TYPES, ID_TYPES, INSURANCE_TYPES, SEXES
 from cims.patients.resident_id import (
+    birth_date_from_id,
     normalize_resident_id,
     validate_mobile,
     validate_resident_id,
@@ -53,6 +54,17 @@ class PatientInput(BaseModel):
     is_unidentified: bool = False  # emergency patient who cannot be identified yet
     is_newborn: bool = False
     mother_mrn: str = ""  # newborns: the mother's MRN
+
+    @model_validator(mode="after")
+    def _birth_date_from_resident_id(self) -> PatientInput:
+        """A resident ID carries the birth date: the registrar need not type it twice."""
+        if self.birth_date is None and self.id_type == "resident_id" and self.national_id:
+            try:
+                derived = birth_date_from_id(normalize_resident_id(self.national_id))
+            except ValueError:
+                return self  # a malformed ID is reported by problems()
+            object.__setattr__(self, "birth_date", derived)
+        return self
 
     @property
     def document_number(self) -> str:

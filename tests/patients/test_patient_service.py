@@ -103,7 +103,15 @@ def test_registration_stores_the_seed_shapes_and_is_audited(session: Session) ->
 
 BAD_INPUTS = [
     ({"family_name": ""}, "patient.required_name"),
-    ({"birth_date": None}, "patient.required_birth_date"),
+    (
+        {
+            "birth_date": None,
+            "id_type": "passport",
+            "national_id": "E12345678",
+            "nationality": "US",
+        },
+        "patient.required_birth_date",
+    ),
     ({"birth_date": dt.date(2027, 1, 1)}, "patient.birth_date_future"),
     ({"birth_date": dt.date(1899, 1, 1)}, "patient.birth_date_too_old"),
     ({"national_id": resident_id()[:17] + "0"}, "patient.id_checksum"),
@@ -396,3 +404,9 @@ def test_every_resident_id_code_has_a_translated_message() -> None:
     for language in ("zh", "en"):
         keys = {f"patient.{code}" for code in ID_ERROR_CODES + MOBILE_ERROR_CODES}
         assert keys <= set(catalog(language))
+
+
+def test_birth_date_is_read_from_the_resident_id_when_left_empty() -> None:
+    data = valid(birth_date=None)
+    assert data.birth_date == dt.date(1985, 3, 12)
+    assert data.problems(TODAY) == []
