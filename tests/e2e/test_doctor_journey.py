@@ -7,6 +7,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
+from journeys import wait_for_session_cookie
+
 
 def test_first_request_to_a_page_url_signed_out_sees_only_the_sign_in(
     server: str, browser: Browser
@@ -38,6 +40,7 @@ def test_doctor_signs_in_with_totp_and_sees_home(
     page.wait_for_timeout(1500)  # let the tables finish drawing before the picture
     page.screenshot(path=str(shots / "doctor_home.png"), full_page=True)
     # A reload keeps the doctor signed in: the cookie names a live server-side session.
+    wait_for_session_cookie(page)
     page.reload()
     expect(page.get_by_text("Today's clinic")).to_be_visible(timeout=30_000)
     cookie = next(c for c in page.context.cookies() if c["name"] == "cims_session")

@@ -9,6 +9,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, expect
 
 from cims.patients.resident_id import check_digit
+from journeys import wait_for_session_cookie
 
 
 def _sign_in(page: Page, server: str, username: str, totp: Callable[[str], str]) -> None:
@@ -24,15 +25,6 @@ def _sign_in(page: Page, server: str, username: str, totp: Callable[[str], str])
     page.get_by_role("button", name="Verify").click()
 
 
-def _wait_for_session_cookie(page: Page) -> None:
-    """The cookie component runs in the browser after sign-in; give it a moment."""
-    for _ in range(40):
-        if any(c["name"] == "cims_session" for c in page.context.cookies()):
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError("the session cookie was never set")
-
-
 def test_registrar_registers_and_finds_then_doctor_reads_the_summary(
     server: str, browser: Browser, totp_for: Callable[[str], str], shots: Path
 ) -> None:
@@ -41,7 +33,7 @@ def test_registrar_registers_and_finds_then_doctor_reads_the_summary(
     expect(page.get_by_text("Today's appointments")).to_be_visible(timeout=30_000)
 
     # Straight to the page's address: the session cookie carries the sign-in over.
-    _wait_for_session_cookie(page)
+    wait_for_session_cookie(page)
     page.goto(f"{server}/patient_register")
     expect(page.get_by_role("button", name="Register")).to_be_visible(timeout=30_000)
     first17 = "110101198503121" + "23"
@@ -68,7 +60,7 @@ def test_registrar_registers_and_finds_then_doctor_reads_the_summary(
     doctor = browser.new_page(viewport={"width": 1400, "height": 1000})
     _sign_in(doctor, server, "doctor", totp_for)
     expect(doctor.get_by_text("Today's clinic")).to_be_visible(timeout=30_000)
-    _wait_for_session_cookie(doctor)
+    wait_for_session_cookie(doctor)
     doctor.goto(f"{server}/patient_summary")
     expect(doctor.get_by_text("Overview")).to_be_visible(timeout=30_000)
     expect(doctor.get_by_text("Active problems:")).to_be_visible()
