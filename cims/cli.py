@@ -266,6 +266,36 @@ def disable_dormant_command(
     typer.echo(f"disabled {len(names)} dormant account(s){': ' if names else ''}{', '.join(names)}")
 
 
+@app.command("rewrap-keys")
+def rewrap_keys_command() -> None:
+    """Re-wrap the data keys under a new master key read from CIMS_NEW_MASTER_KEY."""
+    from pydantic import SecretStr
+
+    from cims.config import Settings
+    from cims.security.crypto import DecryptionError
+    from cims.security.keys import rewrap_data_keys
+
+    new_text = os.environ.get("CIMS_NEW_MASTER_KEY", "")
+    probe = Settings(env="development", master_key=SecretStr(new_text) if new_text else None)
+    if not new_text or len(probe.key_bytes("master_key")) < 32:
+        typer.echo("set CIMS_NEW_MASTER_KEY to a new key of at least 32 bytes", err=True)
+        raise typer.Exit(code=1)
+    engine = create_engine(_url())
+    try:
+        with Session(engine) as session, session.begin():
+            count = rewrap_data_keys(
+                session,
+                old_master=get_settings().key_bytes("master_key"),
+                new_master=probe.key_bytes("master_key"),
+            )
+    except DecryptionError:
+        typer.echo("the configured CIMS_MASTER_KEY does not open the data keys", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"{count} data key(s) re-wrapped; now configure the new key as CIMS_MASTER_KEY")
+
+
 @app.command("run")
 def run(
     seed_if_empty: Annotated[

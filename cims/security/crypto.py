@@ -41,7 +41,8 @@ def wrap_data_key(master: bytes, version: int, dek: bytes) -> bytes:
     return nonce + AESGCM(master[:32]).encrypt(nonce, dek, _dek_aad(version))
 
 
-def _unwrap(master: bytes, version: int, wrapped: bytes) -> bytes:
+def unwrap_data_key(master: bytes, version: int, wrapped: bytes) -> bytes:
+    """Decrypt a data key with the master key; DecryptionError if it is the wrong key."""
     try:
         return AESGCM(master[:32]).decrypt(
             wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _dek_aad(version)
@@ -112,7 +113,9 @@ def load_cipher(session: Session, settings: Settings | None = None) -> FieldCiph
             session.add(DataKey(version=1, wrapped_key=wrap_data_key(master, 1, dek)))
             session.flush()
             rows = session.execute(select(DataKey)).scalars().all()
-    keys = {row.version: AESGCM(_unwrap(master, row.version, row.wrapped_key)) for row in rows}
+    keys = {
+        row.version: AESGCM(unwrap_data_key(master, row.version, row.wrapped_key)) for row in rows
+    }
     live = [row.version for row in rows if row.retired_at is None] or [max(keys)]
     return FieldCipher(
         keys=keys, current_version=max(live), blind_key=settings.key_bytes("blind_index_key")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cims.base import utcnow
 from cims.config import get_settings
 from cims.schema import metadata
-from cims.security.crypto import FieldCipher, load_cipher, wrap_data_key
+from cims.security.crypto import FieldCipher, load_cipher, unwrap_data_key, wrap_data_key
 from cims.security.models import DataKey
 
 # (table, ciphertext column, associated-data column name) of every encrypted cell.
@@ -132,3 +132,18 @@ def rotate_keys(
             key.retired_at = utcnow()
             retired.append(key.version)
     return RotationReport(new_version=version, reencrypted=counts, retired_versions=retired)
+
+
+def rewrap_data_keys(session: Session, *, old_master: bytes, new_master: bytes) -> int:
+    """Re-wrap every data key under a new master key (one transaction; cells untouched).
+
+    After it commits, the new master key must be the configured one: the old key no longer
+    opens anything in the database (old backups still need the old key).
+    """
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('cims.data_keys'))"))
+    keys = session.scalars(select(DataKey).order_by(DataKey.version)).all()
+    for key in keys:
+        plain = unwrap_data_key(old_master, key.version, key.wrapped_key)
+        key.wrapped_key = wrap_data_key(new_master, key.version, plain)
+    session.flush()
+    return len(keys)

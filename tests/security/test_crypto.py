@@ -138,3 +138,20 @@ def test_pg_dump_holds_no_plaintext_ids_or_phones(fresh_database: Callable[[str]
     assert "COPY public.patients" in dump
     leaked = [value for value in ids + phones if value in dump]
     assert leaked == []
+
+
+def test_rewrap_moves_data_keys_to_a_new_master_key(session: Session) -> None:
+    from cims.security.keys import rewrap_data_keys
+
+    cipher = load_cipher(session)
+    blob = cipher.encrypt("13800138000", table="patients", column="phone", row_id=3)
+    old = get_settings().key_bytes("master_key")
+    new = secrets.token_bytes(32)
+    assert rewrap_data_keys(session, old_master=old, new_master=new) >= 1
+    with pytest.raises(DecryptionError):
+        load_cipher(session)  # the configured (old) master key no longer opens them
+    moved = get_settings().model_copy(
+        update={"master_key": SecretStr(base64.urlsafe_b64encode(new).decode())}
+    )
+    reopened = load_cipher(session, moved)
+    assert reopened.decrypt_text(blob, table="patients", column="phone", row_id=3) == "13800138000"
