@@ -168,6 +168,25 @@ class Actor:
             raise AccessDenied(privilege, self)
 
 
+def _audit_refusal(
+    session: Any, actor: Any, func: Callable[..., Any], refusal: AccessDenied, kwargs_patient: Any
+) -> None:
+    """Keep a refused call in the audit log (its own transaction survives the rollback)."""
+    from cims.security import audit  # audit imports this module
+
+    bind = session.get_bind() if session is not None else None
+    if bind is None:
+        return
+    audit.record_separately(
+        bind,
+        actor if isinstance(actor, Actor) else None,
+        f"{func.__module__.removeprefix('cims.')}.{func.__name__}",
+        outcome="denied",
+        detail={"privilege": refusal.privilege},
+        patient_id=kwargs_patient if isinstance(kwargs_patient, int) else None,
+    )
+
+
 def requires(*privileges: Privilege) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a service function: its ``actor`` keyword must hold every privilege."""
 
@@ -175,10 +194,16 @@ def requires(*privileges: Privilege) -> Callable[[Callable[P, R]], Callable[P, R
         @functools.wraps(func)
         def checked(*args: P.args, **kwargs: P.kwargs) -> R:
             actor: Any = kwargs.get("actor")
-            if not isinstance(actor, Actor):
-                raise AccessDenied(privileges[0] if privileges else "signed_in", None)
-            for privilege in privileges:
-                actor.require(privilege)
+            try:
+                if not isinstance(actor, Actor):
+                    raise AccessDenied(privileges[0] if privileges else "signed_in", None)
+                for privilege in privileges:
+                    actor.require(privilege)
+            except AccessDenied as refusal:
+                _audit_refusal(
+                    kwargs.get("session"), actor, func, refusal, kwargs.get("patient_id")
+                )
+                raise
             return func(*args, **kwargs)
 
         checked.__cims_privileges__ = privileges  # type: ignore[attr-defined]

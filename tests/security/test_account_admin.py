@@ -121,3 +121,24 @@ def test_lockdown_revokes_everything_and_blocks_exports(session: Session) -> Non
     assert kinds == ["lockdown_started", "lockdown_lifted"]
     stored = session.get(Incident, incident.id)
     assert stored is not None and stored.status == "contained" and stored.lockdown
+
+
+def test_a_refused_call_is_audited_even_though_the_action_rolls_back(session: Session) -> None:
+    from sqlalchemy import func
+
+    nurse = factories.actor(session, "nurse")
+    target = factories.user(session, "doctor")
+    session.flush()
+    with pytest.raises(AccessDenied):
+        admin.unlock_account(session=session, actor=nurse, user_id=target.id)
+    # Written in its own transaction: visible from another connection right away.
+    bind = session.get_bind()
+    with Session(bind.engine) as other:
+        denied = other.scalar(
+            select(func.count(AuditEvent.id)).where(
+                AuditEvent.actor_username == nurse.username,
+                AuditEvent.action == "security.admin.unlock_account",
+                AuditEvent.outcome == "denied",
+            )
+        )
+    assert denied == 1
