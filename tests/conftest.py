@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -65,6 +66,36 @@ def fresh_database() -> Callable[[str], str]:
         _recreate(url)
         migrate.upgrade(url)
         return url
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def seeded_app_database(
+    fresh_database: Callable[[str], str],
+) -> Callable[..., AbstractContextManager[str]]:
+    """Factory: a small seeded demo hospital that the app under test is pointed at."""
+
+    @contextmanager
+    def make(name: str, *, patients: int = 300, seed: int = 7) -> Iterator[str]:
+        from cims.db import reset_engine
+        from cims.demo.seed import seed_demo
+
+        url = fresh_database(name)
+        engine = create_engine(url)
+        seed_demo(engine, patients=patients, seed=seed)
+        engine.dispose()
+        previous = os.environ.get("CIMS_DATABASE_URL")
+        os.environ["CIMS_DATABASE_URL"] = url
+        reset_engine()
+        try:
+            yield url
+        finally:
+            if previous is None:
+                os.environ.pop("CIMS_DATABASE_URL", None)
+            else:
+                os.environ["CIMS_DATABASE_URL"] = previous
+            reset_engine()
 
     return make
 

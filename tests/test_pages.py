@@ -4,9 +4,9 @@ signs in with the real form (password + TOTP) and lands on a home page with real
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pyotp
@@ -15,7 +15,6 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from cims.db import reset_engine
 from cims.security.crypto import load_cipher
 from cims.security.models import User
 from cims.security.rbac import ROLE_DEFAULTS, Privilege
@@ -26,23 +25,10 @@ TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def demo_url(fresh_database: Callable[[str], str]) -> Iterator[str]:
+def demo_url(seeded_app_database: Callable[..., AbstractContextManager[str]]) -> Iterator[str]:
     """A small seeded demo hospital that the app under test is pointed at."""
-    from cims.demo.seed import seed_demo
-
-    url = fresh_database("pages")
-    engine = create_engine(url)
-    seed_demo(engine, patients=300, seed=7)
-    engine.dispose()
-    previous = os.environ.get("CIMS_DATABASE_URL")
-    os.environ["CIMS_DATABASE_URL"] = url
-    reset_engine()
-    yield url
-    if previous is None:
-        os.environ.pop("CIMS_DATABASE_URL", None)
-    else:
-        os.environ["CIMS_DATABASE_URL"] = previous
-    reset_engine()
+    with seeded_app_database("pages", patients=300, seed=7) as url:
+        yield url
 
 
 def _totp(url: str, username: str) -> str:

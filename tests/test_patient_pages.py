@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import pytest
-from sqlalchemy import create_engine
 from streamlit.testing.v1 import AppTest
 from test_pages import _signed_in_page
 
-from cims.db import reset_engine
 from cims.patients.resident_id import check_digit
 
 REGISTER = "pages/patient_register.py"
@@ -19,23 +17,10 @@ SEARCH = "pages/patient_search.py"
 
 
 @pytest.fixture(scope="module")
-def seeded_url(fresh_database: Callable[[str], str]) -> Iterator[str]:
-    """A small seeded demo hospital that the pages under test are pointed at."""
-    from cims.demo.seed import seed_demo
-
-    url = fresh_database("patient_pages")
-    engine = create_engine(url)
-    seed_demo(engine, patients=200, seed=5)
-    engine.dispose()
-    previous = os.environ.get("CIMS_DATABASE_URL")
-    os.environ["CIMS_DATABASE_URL"] = url
-    reset_engine()
-    yield url
-    if previous is None:
-        os.environ.pop("CIMS_DATABASE_URL", None)
-    else:
-        os.environ["CIMS_DATABASE_URL"] = previous
-    reset_engine()
+def seeded_url(seeded_app_database: Callable[..., AbstractContextManager[str]]) -> Iterator[str]:
+    """A small seeded demo hospital that the app under test is pointed at."""
+    with seeded_app_database("patient_pages", patients=200, seed=5) as url:
+        yield url
 
 
 def _click(at: AppTest, label: str) -> AppTest:
@@ -86,7 +71,8 @@ def test_bad_input_shows_each_problem_translated(seeded_url: str) -> None:
     at = _click(at, "Register")
     errors = [e.value for e in at.error]
     assert "Enter the family name and the given name." in errors
-    assert "Enter the date of birth." in errors
+    # The birth date is read from the ID when left empty; the ID's check character is wrong.
+    assert "The ID number's check character is wrong; look for a typing error." in errors
     assert "A mobile number has 11 digits starting with 1." in errors
     assert not at.success
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 from cims.appointments.service import list_my_clinic
 from cims.base import utcnow
 from cims.clock import local_today
-from cims.db import reset_engine
 from cims.patients.models import Patient
 from cims.security import signin
 from cims.security.care import in_care
@@ -27,23 +26,10 @@ TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def summary_url(fresh_database: Callable[[str], str]) -> Iterator[str]:
-    """A small seeded demo hospital that the page under test is pointed at."""
-    from cims.demo.seed import seed_demo
-
-    url = fresh_database("summary_page")
-    engine = create_engine(url)
-    seed_demo(engine, patients=300, seed=7)
-    engine.dispose()
-    previous = os.environ.get("CIMS_DATABASE_URL")
-    os.environ["CIMS_DATABASE_URL"] = url
-    reset_engine()
-    yield url
-    if previous is None:
-        os.environ.pop("CIMS_DATABASE_URL", None)
-    else:
-        os.environ["CIMS_DATABASE_URL"] = previous
-    reset_engine()
+def summary_url(seeded_app_database: Callable[..., AbstractContextManager[str]]) -> Iterator[str]:
+    """A small seeded demo hospital that the app under test is pointed at."""
+    with seeded_app_database("summary_page", patients=300, seed=7) as url:
+        yield url
 
 
 def _doctor(url: str) -> tuple[object, Actor, list[int], int]:
