@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from cims.base import utcnow
 from cims.clock import local_today
-from cims.demo.identities import pinyin_initials
 from cims.patients.duplicates import WARN_SCORE, DuplicateCandidate, score_candidates
 from cims.patients.models import Patient, PatientChange
 from cims.patients.mrn import make_mrn
+from cims.patients.pinyin import pinyin_initials
 from cims.patients.resident_id import mask_mobile, mask_resident_id
 from cims.patients.schemas import UNIDENTIFIED_FAMILY_NAME, InvalidPatient, PatientInput
 from cims.security import audit
