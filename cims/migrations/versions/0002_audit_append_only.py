@@ -19,8 +19,6 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TABLES = ("audit_log", "audit_seals")
-
 APPEND_ONLY_FUNCTION = """
 CREATE OR REPLACE FUNCTION cims_audit_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -62,15 +60,23 @@ $$
 def upgrade() -> None:
     """Apply this revision."""
     op.execute(APPEND_ONLY_FUNCTION)
-    for table in TABLES:
-        op.execute(
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION cims_audit_append_only()"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION cims_audit_append_only()"
-        )
+    # Written out per table: a migration is read more often than it is edited.
+    op.execute(
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION cims_audit_append_only()"
+    )
+    op.execute(
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION cims_audit_append_only()"
+    )
+    op.execute(
+        "CREATE TRIGGER audit_seals_append_only BEFORE UPDATE OR DELETE ON audit_seals "
+        "FOR EACH ROW EXECUTE FUNCTION cims_audit_append_only()"
+    )
+    op.execute(
+        "CREATE TRIGGER audit_seals_no_truncate BEFORE TRUNCATE ON audit_seals "
+        "FOR EACH STATEMENT EXECUTE FUNCTION cims_audit_append_only()"
+    )
     op.execute("REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, audit_seals FROM PUBLIC")
     op.execute(APP_ROLE_GRANTS)
 
@@ -83,7 +89,8 @@ def downgrade() -> None:
         "REVOKE ALL ON audit_log, audit_seals FROM cims_app; "
         "END IF; END; $$"
     )
-    for table in TABLES:
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+    op.execute("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log")
+    op.execute("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+    op.execute("DROP TRIGGER IF EXISTS audit_seals_no_truncate ON audit_seals")
+    op.execute("DROP TRIGGER IF EXISTS audit_seals_append_only ON audit_seals")
     op.execute("DROP FUNCTION IF EXISTS cims_audit_append_only()")
