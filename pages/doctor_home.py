@@ -8,9 +8,8 @@ from cims.db import session_scope
 from cims.records.service import list_my_inpatients
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
-from ui.format import localised, when
 from ui.i18n import tr
-from ui.tables import appointment_table, table_height
+from ui.tables import appointment_table, inpatient_table, table_height
 
 actor = page_guard(Privilege.VIEW_CLINICAL)
 today = local_today()
@@ -48,19 +47,6 @@ else:
 
 st.subheader(tr("doctor.ward"))
 if ward:
-    st.dataframe(
-        [
-            {
-                tr("col.bed"): f"{localised(row.ward_zh, row.ward_en)} {row.bed}",
-                tr("col.mrn"): row.mrn,
-                tr("col.name"): row.patient_name,
-                tr("col.age"): row.age,
-                tr("col.admitted"): when(row.admitted_at),
-                tr("col.complaint"): row.chief_complaint or "—",
-            }
-            for row in ward
-        ],
-        hide_index=True,
-    )
+    st.dataframe(inpatient_table(ward), hide_index=True)
 else:
     st.info(tr("doctor.no_inpatients"))

@@ -8,9 +8,8 @@ from cims.db import session_scope
 from cims.records.service import list_my_inpatients
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
-from ui.format import localised, when
 from ui.i18n import tr
-from ui.tables import appointment_table
+from ui.tables import appointment_table, inpatient_table
 
 actor = page_guard(Privilege.CHECK_IN, Privilege.VIEW_CLINICAL)
 today = local_today()
@@ -29,19 +28,7 @@ cols[2].metric(tr("doctor.inpatients"), len(ward))
 
 st.subheader(tr("nurse.census"))
 if ward:
-    st.dataframe(
-        [
-            {
-                tr("col.bed"): f"{localised(row.ward_zh, row.ward_en)} {row.bed}",
-                tr("col.mrn"): row.mrn,
-                tr("col.name"): row.patient_name,
-                tr("col.age"): row.age,
-                tr("col.admitted"): when(row.admitted_at),
-            }
-            for row in ward
-        ],
-        hide_index=True,
-    )
+    st.dataframe(inpatient_table(ward), hide_index=True)
 else:
     st.info(tr("doctor.no_inpatients"))
 

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from cims.appointments.service import DayAppointment
-from ui.format import hhmm, localised
+from cims.records.service import Inpatient
+from ui.format import hhmm, localised, when
 from ui.i18n import tr
 
 
@@ -36,3 +37,20 @@ def appointment_table(rows: Sequence[DayAppointment], *, with_doctor: bool) -> p
 def table_height(rows: int, *, max_rows: int = 25) -> int:
     """Pixel height that shows up to ``max_rows`` rows without an inner scroll bar."""
     return 38 + 35 * max(1, min(rows, max_rows))
+
+
+def inpatient_table(rows: Sequence[Inpatient]) -> pd.DataFrame:
+    """The ward census: bed, patient, admission time and complaint."""
+    return pd.DataFrame.from_records(
+        [
+            {
+                tr("col.bed"): f"{localised(row.ward_zh, row.ward_en)} {row.bed}",
+                tr("col.mrn"): row.mrn,
+                tr("col.name"): row.patient_name,
+                tr("col.age"): "—" if row.age is None else str(row.age),
+                tr("col.admitted"): when(row.admitted_at),
+                tr("col.complaint"): row.chief_complaint or "—",
+            }
+            for row in rows
+        ]
+    )
