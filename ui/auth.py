@@ -89,22 +89,24 @@ def stop_signed_out() -> NoReturn:
 
 def render_sign_in() -> None:
     """The sign-in screen: hospital name, language, then the current step's form."""
-    language_switch()
-    st.title(tr("app.title"))
-    st.caption(tr("app.subtitle"))
-    # Kept across reruns (the cookie component causes one) until the next sign-in attempt.
-    flash = st.session_state.get(FLASH)
-    if flash:
-        st.info(tr(flash))
-    stage = st.session_state.get(PENDING_STAGE)
-    if stage == "totp":
-        _totp_form()
-    elif stage == "enrol":
-        _enrol_form()
-    elif stage == "codes":
-        _show_recovery_codes()
-    else:
-        _password_form()
+    _, middle, _ = st.columns([1, 2, 1])  # a narrow, centred form on wide screens
+    with middle:
+        language_switch()
+        st.title(tr("app.title"))
+        st.caption(tr("app.subtitle"))
+        # Kept across reruns (the cookie component causes one) until the next attempt.
+        flash = st.session_state.get(FLASH)
+        if flash:
+            st.info(tr(flash))
+        stage = st.session_state.get(PENDING_STAGE)
+        if stage == "totp":
+            _totp_form()
+        elif stage == "enrol":
+            _enrol_form()
+        elif stage == "codes":
+            _show_recovery_codes()
+        else:
+            _password_form()
 
 
 def _password_form() -> None:
