@@ -30,12 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import fresh_database
 from sqlalchemy import Engine, create_engine, insert, select, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from cims import migrate
-from cims.db import database_url, ensure_database
 from cims.patients.models import Patient
 from cims.patients.mrn import make_mrn
 from cims.security import audit, audit_chain
@@ -45,18 +43,6 @@ from cims.security.rbac import Actor
 DATABASE = "cims_bench_audit"
 PATIENTS = 2000
 ACTOR = Actor(user_id=1, username="bench.doctor", display_name="Bench", roles=("doctor",))
-
-
-def _fresh() -> str:
-    url = make_url(database_url()).set(database=DATABASE)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-    admin.dispose()
-    rendered = url.render_as_string(hide_password=False)
-    ensure_database(rendered)
-    migrate.upgrade(rendered)
-    return rendered
 
 
 def _engine(url: str, pool: int) -> Engine:
@@ -202,7 +188,7 @@ def main() -> None:
     parser.add_argument("--seal-rows", type=int, default=50_000)
     args = parser.parse_args()
 
-    url = _fresh()
+    url = fresh_database(DATABASE)
     engine = _engine(url, pool=60)
     _load_patients(engine)
     anchors = Path(__file__).resolve().parent.parent / "var" / "bench-audit-anchors"

@@ -23,13 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+from _common import bench_url, fresh_database
 from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from cims import migrate
 from cims.config import PROJECT_ROOT
-from cims.db import database_url, ensure_database
+from cims.db import ensure_database
 from cims.patients.models import Patient
 from cims.patients.search import search_patients
 from cims.security.accounts import build_actor
@@ -47,7 +47,7 @@ def _say(message: str) -> None:
 
 def _database(patients: int) -> Engine:
     """The bench database, seeded with ``patients`` unless it already holds exactly that."""
-    url = str(make_url(database_url()).set(database=DATABASE))
+    url = bench_url(DATABASE)
     ensure_database(url)
     migrate.upgrade(url)
     engine = create_engine(url)
@@ -56,12 +56,7 @@ def _database(patients: int) -> Engine:
     if held and held != patients:
         _say(f"{DATABASE} holds {held:,} patients, not {patients:,}: rebuilding")
         engine.dispose()
-        admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        admin.dispose()
-        ensure_database(url)
-        migrate.upgrade(url)
+        url = fresh_database(DATABASE)
         engine = create_engine(url)
         held = 0
     if not held:

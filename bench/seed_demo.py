@@ -18,23 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from _common import fresh_database
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
-
-from cims import migrate
-from cims.db import database_url, ensure_database
-
-
-def _fresh(name: str) -> str:
-    url = str(make_url(database_url()).set(database=name))
-    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-    ensure_database(url)
-    migrate.upgrade(url)
-    return url
 
 
 def _orm_baseline(url: str, rows: int) -> float:
@@ -88,14 +74,14 @@ def main() -> None:
 
     from cims.demo.seed import seed_demo
 
-    url = _fresh("cims_bench_seed")
+    url = fresh_database("cims_bench_seed")
     engine = create_engine(url)
     report = seed_demo(
         engine, patients=args.patients, seed=42, reference_date=dt.date(2026, 11, 26)
     )
     engine.dispose()
     copy_rate = report.total_rows / report.seconds
-    orm_rate = _orm_baseline(_fresh("cims_bench_seed_orm"), args.baseline_rows)
+    orm_rate = _orm_baseline(fresh_database("cims_bench_seed_orm"), args.baseline_rows)
     result = {
         "bench": "seed_demo",
         "patients": args.patients,

@@ -27,14 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import fresh_database
 from sqlalchemy import Engine, create_engine, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from cims import migrate
 from cims.base import utcnow
 from cims.clock import local_today
-from cims.db import database_url, ensure_database
 from cims.org.models import Department
 from cims.patients.models import Patient
 from cims.patients.mrn import make_mrn
@@ -60,18 +58,6 @@ LABS: tuple[tuple[str, str, str, float | None, float, float], ...] = (
     ("30934-4", "BNP", "pg/mL", None, 100, 300),
     ("8480-6", "Systolic BP", "mmHg", 90, 139, 150),
 )
-
-
-def _fresh() -> str:
-    url = make_url(database_url()).set(database=DATABASE)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-    admin.dispose()
-    rendered = url.render_as_string(hide_password=False)
-    ensure_database(rendered)
-    migrate.upgrade(rendered)
-    return rendered
 
 
 def _events(
@@ -183,7 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
-    engine = create_engine(_fresh())
+    engine = create_engine(fresh_database(DATABASE))
     patient_id, doctor = _build(engine)
     today = local_today()
 

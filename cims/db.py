@@ -37,9 +37,7 @@ def ensure_database(url: str) -> None:
     """Create the database named in ``url`` if the server does not have it yet."""
     target = make_url(url)
     name = target.database
-    admin = create_engine(
-        target.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=None
-    )
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             exists = conn.scalar(
@@ -51,6 +49,19 @@ def ensure_database(url: str) -> None:
                 conn.execute(text("CREATE DATABASE " + quoted))
     finally:
         admin.dispose()
+
+
+def recreate_database(url: str) -> None:
+    """Drop the database named in ``url`` (ending its connections) and create it empty."""
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            quoted = admin.dialect.identifier_preparer.quote(str(target.database))
+            conn.execute(text("DROP DATABASE IF EXISTS " + quoted + " WITH (FORCE)"))
+    finally:
+        admin.dispose()
+    ensure_database(url)
 
 
 def make_engine(url: str) -> Engine:

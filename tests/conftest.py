@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -21,9 +21,10 @@ os.environ.setdefault("CIMS_ENV", "test")
 os.environ.setdefault("CIMS_BCRYPT_ROUNDS", "4")
 os.environ.setdefault("CIMS_LOGIN_SLEEP_SECONDS", "0")
 
+import factories
 from cims import migrate
 from cims.config import PROJECT_ROOT
-from cims.db import ensure_database, normalise_url
+from cims.db import normalise_url, recreate_database
 
 
 def _server_url(database: str) -> str:
@@ -36,23 +37,6 @@ def _server_url(database: str) -> str:
     return embedded_url(PROJECT_ROOT / "var" / "pgdata", database)
 
 
-def _recreate(url: str) -> None:
-    """Drop and create the database named in ``url`` (fresh for each run)."""
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": target.database},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-    admin.dispose()
-    ensure_database(url)
-
-
 def _worker_suffix() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
@@ -63,7 +47,7 @@ def fresh_database() -> Callable[[str], str]:
 
     def make(name: str) -> str:
         url = _server_url(f"cims_test_{name}_{_worker_suffix()}")
-        _recreate(url)
+        recreate_database(url)
         migrate.upgrade(url)
         return url
 
@@ -125,15 +109,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
-    """A session whose work is rolled back after the test (savepoint isolation)."""
-    with engine.connect() as conn:
-        outer = conn.begin()
-        db = Session(bind=conn, join_transaction_mode="create_savepoint")
-        try:
-            yield db
-        finally:
-            db.close()
-            outer.rollback()
+    """A session on the shared test database, rolled back after the test."""
+    with factories.rolled_back_session(engine) as db:
+        yield db
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

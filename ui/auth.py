@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from typing import NoReturn
 
 import qrcode
 import streamlit as st
@@ -79,12 +78,6 @@ def page_guard(*privileges: Privilege) -> Actor:
             st.error(tr("common.access_denied"))
             st.stop()
     return actor
-
-
-def stop_signed_out() -> NoReturn:
-    """Show the sign-in and end this run."""
-    render_sign_in()
-    st.stop()
 
 
 def render_sign_in() -> None:

@@ -323,14 +323,9 @@ def seeded(fresh_database: Callable[[str], str]) -> Iterator[Engine]:
 
 @pytest.fixture
 def seeded_session(seeded: Engine) -> Iterator[Session]:
-    with seeded.connect() as conn:
-        outer = conn.begin()
-        db = Session(bind=conn, join_transaction_mode="create_savepoint")
-        try:
-            yield db
-        finally:
-            db.close()
-            outer.rollback()
+    """A session on the seeded hospital, rolled back after the test."""
+    with factories.rolled_back_session(seeded) as db:
+        yield db
 
 
 def _rows_of(session: Session, patient_id: int) -> dict[str, set[int]]:
