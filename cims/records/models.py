@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Index, LargeBinary, Numeric, func
+from sqlalchemy import Index, LargeBinary, Numeric, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cims.base import Base, Voidable, fk, one_of, pk, void_check
@@ -180,7 +180,11 @@ class ClinicalNote(Voidable, Base):
     """A clinical note; its text is stored encrypted."""
 
     __tablename__ = "clinical_notes"
-    __table_args__ = (void_check(), _patient_time("clinical_notes", "written_at"))
+    __table_args__ = (
+        void_check(),
+        one_of("status", ("draft", "signed")),
+        _patient_time("clinical_notes", "written_at"),
+    )
 
     id: Mapped[int] = pk()
     patient_id: Mapped[int] = fk("patients.id", nullable=False)
@@ -188,8 +192,15 @@ class ClinicalNote(Voidable, Base):
     author_id: Mapped[int | None] = fk("users.id")
     note_type: Mapped[str] = mapped_column(default="progress")
     title: Mapped[str]
+    # Plain text, or (is_soap) a JSON object of the four SOAP sections, encrypted either way.
     body_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    is_soap: Mapped[bool] = mapped_column(default=False, server_default="false")
     written_at: Mapped[dt.datetime]
+    # A signed note is never edited again; corrections are addenda pointing at it.
+    status: Mapped[str] = mapped_column(default="draft", server_default="signed")
+    signed_at: Mapped[dt.datetime | None]
+    signed_by_id: Mapped[int | None] = fk("users.id")
+    amends_id: Mapped[int | None] = fk("clinical_notes.id", index=True)
 
 
 class Attachment(Voidable, Base):
@@ -276,6 +287,8 @@ class Prescription(Voidable, Base):
     prescribed_at: Mapped[dt.datetime]
     status: Mapped[str] = mapped_column(default="active")
     online: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Prescribed despite a recorded allergy: the prescriber's reason, kept with the row.
+    allergy_override_reason: Mapped[str | None]
 
 
 class TreatmentPlan(Voidable, Base):
@@ -317,3 +330,26 @@ class FollowUp(Voidable, Base):
     status: Mapped[str] = mapped_column(default="due")
     appointment_id: Mapped[int | None] = fk("appointments.id")
     completed_at: Mapped[dt.datetime | None]
+
+
+class ClinicalCode(Base):
+    """A code of a clinical code system (ICD-10 by default; any imported table fits)."""
+
+    __tablename__ = "clinical_codes"
+    __table_args__ = (
+        UniqueConstraint("code_system", "code"),
+        Index("ix_clinical_codes_code_prefix", "code_system", text("upper(code) text_pattern_ops")),
+    )
+
+    id: Mapped[int] = pk()
+    code_system: Mapped[str]
+    code: Mapped[str]
+    title_en: Mapped[str | None]
+    title_zh: Mapped[str | None]
+    parent_code: Mapped[str | None]
+    is_leaf: Mapped[bool] = mapped_column(default=True, server_default="true")
+    # Lower-cased code, titles and pinyin initials of the Chinese title, for one search box.
+    search_text: Mapped[str]
+    source: Mapped[str]  # "who-icd10", or "import:<file name>"
+    active: Mapped[bool] = mapped_column(default=True, server_default="true")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())

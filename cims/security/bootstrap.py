@@ -12,8 +12,15 @@ from cims.security.rbac import ROLE_DEFAULTS, ROLES, Privilege
 
 def ensure_roles_and_privileges(session: Session) -> None:
     """Insert missing roles, privileges and default grants; never removes admin edits."""
+    fresh_privileges: set[str] = set()
     for privilege in Privilege:
-        session.execute(insert(Permission).values(code=privilege.value).on_conflict_do_nothing())
+        result = session.execute(
+            insert(Permission)
+            .values(code=privilege.value)
+            .on_conflict_do_nothing()
+            .returning(Permission.code)
+        )
+        fresh_privileges.update(result.scalars())
     fresh_roles: set[str] = set()
     for code, (name_zh, name_en) in ROLES.items():
         result = session.execute(
@@ -25,9 +32,11 @@ def ensure_roles_and_privileges(session: Session) -> None:
         fresh_roles.update(result.scalars())
     role_ids = dict(session.execute(select(Role.code, Role.id)).all())
     permission_ids = dict(session.execute(select(Permission.code, Permission.id)).all())
-    for code in fresh_roles:
-        # Default grants only for roles created now: an admin's later edits stand.
+    for code in ROLES:
+        # Default grants only for roles or privileges created now: an admin's edits stand.
         for privilege in ROLE_DEFAULTS[code]:
+            if code not in fresh_roles and privilege.value not in fresh_privileges:
+                continue
             session.execute(
                 insert(RolePermission)
                 .values(role_id=role_ids[code], permission_id=permission_ids[privilege.value])

@@ -23,6 +23,7 @@ class Privilege(StrEnum):
     VIEW_CLINICAL = "view_clinical"
     WRITE_CLINICAL = "write_clinical"
     RECORD_VITALS = "record_vitals"
+    MANAGE_BEDS = "manage_beds"  # admit to a bed, transfer, discharge
     PRESCRIBE = "prescribe"
     BREAK_GLASS = "break_glass"
     MANAGE_APPOINTMENTS = "manage_appointments"
@@ -79,6 +80,7 @@ ROLE_DEFAULTS: dict[str, frozenset[Privilege]] = {
             _P.WRITE_CLINICAL,
             _P.PRESCRIBE,
             _P.RECORD_VITALS,
+            _P.MANAGE_BEDS,
             _P.BREAK_GLASS,
             _P.ANSWER_CONSULTATIONS,
             _P.MANAGE_APPOINTMENTS,
@@ -89,6 +91,7 @@ ROLE_DEFAULTS: dict[str, frozenset[Privilege]] = {
             _P.VIEW_PATIENTS,
             _P.VIEW_CLINICAL,
             _P.RECORD_VITALS,
+            _P.MANAGE_BEDS,
             _P.CHECK_IN,
             _P.EDIT_DEMOGRAPHICS,
             _P.BREAK_GLASS,

@@ -3,7 +3,7 @@
 Every function decorated with ``@requires`` is discovered; each must have an entry here
 (so a new service cannot slip past the matrix). Run as every role, exactly the roles whose
 default grants hold the function's privileges succeed; every other role is refused, and
-each success leaves an audit row.
+each success leaves exactly the expected audit rows (``AUDITED_AS``).
 """
 
 from __future__ import annotations
@@ -208,14 +208,53 @@ ARGS: dict[str, Args] = {
         "granted": True,
     },
 }
+# Exactly the audit rows one successful call leaves, in order (one per patient touched).
+# Reference data without patient or financial content is privileged but not audited: ().
+AUDITED_AS: dict[str, tuple[str, ...]] = {
+    "cims.appointments.service.list_departments": (),
+    "cims.appointments.service.list_front_desk_day": ("appointments.list_day",),
+    "cims.appointments.service.list_my_clinic": ("appointments.list_clinic",),
+    "cims.billing.service.takings_for_day": ("billing.view_takings",),
+    "cims.patients.duplicates.find_duplicates": ("patients.find_duplicates",),
+    "cims.patients.duplicates.identify_unidentified": ("patients.identify_unidentified",) * 2,
+    "cims.patients.duplicates.merge_patients": ("patients.merge",) * 2,
+    "cims.patients.duplicates.undo_merge": ("patients.undo_merge",) * 2,
+    "cims.patients.search.search_patients": ("patients.search",),
+    "cims.patients.service.get_patient": ("patients.view",),
+    "cims.patients.service.register_patient": ("patients.register",),
+    "cims.patients.service.update_demographics": ("patients.update_demographics",),
+    "cims.patients.service.void_patient": ("patients.void",),
+    "cims.portal.service.portal_overview": ("portal.view_overview",),
+    "cims.records.service.list_my_inpatients": ("records.list_inpatients",),
+    "cims.records.summary.build_summary": ("records.view_summary",),
+    "cims.reporting.service.headline": ("reporting.view_headline",),
+    "cims.security.admin.list_accounts": ("admin.list_accounts",),
+    "cims.security.admin.reset_mfa": ("admin.mfa_reset",),
+    "cims.security.admin.set_account_active": ("admin.disable",),
+    "cims.security.admin.sign_out_everywhere": ("admin.sign_out_everywhere",),
+    "cims.security.admin.unlock_account": ("admin.unlock",),
+    "cims.security.audit_views.search_audit": ("audit.search",),
+    "cims.security.audit_views.verify_audit_chain": ("audit.verify",),
+    "cims.security.care.list_break_glass_for_review": ("audit.list_break_glass",),
+    "cims.security.care.open_break_glass": ("clinical.break_glass",),
+    "cims.security.care.review_break_glass": ("audit.review_break_glass",),
+    "cims.security.incidents.lift_lockdown": ("incident.lockdown_lifted",),
+    "cims.security.incidents.list_incidents": ("incident.list",),
+    "cims.security.incidents.start_lockdown": ("incident.lockdown_started",),
+    "cims.security.reviews.decide": ("access_review.certify",),
+    "cims.security.reviews.open_review": ("access_review.view",),
+    "cims.security.reviews.security_report": ("audit.security_report",),
+    "cims.security.reviews.start_access_review": ("access_review.start",),
+    "cims.security.roles.privilege_matrix": ("roles.view_matrix",),
+    "cims.security.roles.set_grant": ("roles.grant",),
+}
 FUNCTIONS = _privileged_functions()
-# Reference data, no patient or financial content: privileged but not audited.
-UNAUDITED = {"cims.appointments.service.list_departments"}
 
 
 def test_every_privileged_function_is_in_the_matrix() -> None:
     assert sorted(set(FUNCTIONS) - set(ARGS)) == []
     assert sorted(set(ARGS) - set(FUNCTIONS)) == []
+    assert sorted(set(ARGS) ^ set(AUDITED_AS)) == []
 
 
 def test_database_grants_match_the_defaults(session: Session) -> None:
@@ -245,7 +284,7 @@ def test_exactly_the_privileged_roles_succeed(session: Session, name: str) -> No
         savepoint = session.begin_nested()
         actor = _actor_for(session, role)
         kwargs = ARGS[name](session, actor)
-        before = session.scalar(select(func.count(AuditEvent.id))) or 0
+        before = session.scalar(select(func.max(AuditEvent.id))) or 0
         try:
             function(session=session, actor=actor, **kwargs)
         except AccessDenied:
@@ -253,9 +292,10 @@ def test_exactly_the_privileged_roles_succeed(session: Session, name: str) -> No
             continue
         succeeded.add(role)
         session.flush()
-        if name not in UNAUDITED:
-            after = session.scalar(select(func.count(AuditEvent.id))) or 0
-            assert after > before, (name, role)
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.id > before).order_by(AuditEvent.id)
+        ).all()
+        assert tuple(actions) == AUDITED_AS[name], (name, role, actions)
         savepoint.rollback()
     expected = {role for role, grants in ROLE_DEFAULTS.items() if needed <= grants}
     assert succeeded == expected
