@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 
 from cims import migrate as migrations
 from cims.config import PROJECT_ROOT, get_settings
+from cims.ops.jobs_cli import jobs_app
 from cims.security.audit_cli import audit_app
 from cims.security.rbac import Actor
 
 app = typer.Typer(help="CIMS hospital patient-information system.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit", help="Tamper-evident audit chain: verify, seal, anchor.")
+app.add_typer(jobs_app, name="jobs", help="Daily housekeeping: run what is due, show status.")
 
 
 def _url() -> str:

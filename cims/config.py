@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import secrets
 from functools import lru_cache
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     care_window_days: int = 90
     break_glass_minutes: int = 60
     message_codes: Literal["outbox", "off"] = "outbox"
+    attachment_max_mb: int = 10
+    # Declared content types accepted for attachments (the bytes must match, too).
+    attachment_types: tuple[str, ...] = ("application/pdf", "image/png", "image/jpeg", "text/plain")
+    dormant_days: int = 90  # accounts without a sign-in for this long are disabled daily
+    daily_jobs_at: dt.time = dt.time(3, 0)  # hospital-local time of the daily housekeeping
 
     @model_validator(mode="after")
     def _refuse_weak_production(self) -> Settings:

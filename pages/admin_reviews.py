@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from cims.db import session_scope
+from cims.config import get_settings
+from cims.db import get_engine, session_scope
+from cims.ops.scheduler import last_runs
 from cims.security.care import list_break_glass_for_review, review_break_glass
 from cims.security.rbac import Privilege
 from cims.security.reviews import decide, open_review, start_access_review
@@ -64,3 +66,21 @@ else:
             with session_scope() as db:
                 decide(session=db, actor=actor, item_id=item.id, certify=False)
             st.rerun()
+
+st.subheader(tr("reviews.dormant"))
+settings = get_settings()
+last = last_runs(get_engine()).get("disable_dormant_accounts")
+st.caption(
+    tr("reviews.dormant_rule", days=settings.dormant_days, at=f"{settings.daily_jobs_at:%H:%M}")
+)
+if last is None:
+    st.caption(tr("reviews.dormant_never"))
+else:
+    st.caption(
+        tr(
+            "reviews.dormant_last",
+            at=when(last.finished_at or last.started_at),
+            status=tr(f"jobs.status_{last.status}"),
+            count=(last.detail or {}).get("disabled", 0),
+        )
+    )

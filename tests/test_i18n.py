@@ -20,6 +20,7 @@ FAMILIES = {
     "privilege": tuple(p.value for p in Privilege),
     "outcome": ("success", "denied", "failure"),
     "incident": ("open", "contained", "closed", "lockdown_started", "lockdown_lifted"),
+    "jobs": ("status_running", "status_succeeded", "status_failed"),
 }
 
 

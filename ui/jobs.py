@@ -1,15 +1,21 @@
-"""Background work each app process starts once (the audit sealer)."""
+"""Background work each app process starts once (the audit sealer, the daily jobs)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from cims.db import get_engine
+from cims.ops.scheduler import ensure_scheduler
 from cims.security.audit_chain import ensure_sealer
 
 
 @st.cache_resource(show_spinner=False)
 def start_background_jobs() -> bool:
-    """Start the audit sealer for this process (several processes share one advisory lock)."""
+    """Start the audit sealer and the daily-job scheduler for this process.
+
+    Several processes may run: sealers share one advisory lock, and each daily job's slot
+    is claimed by exactly one process.
+    """
     ensure_sealer(get_engine())
+    ensure_scheduler(get_engine())
     return True

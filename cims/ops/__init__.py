@@ -1,0 +1,1 @@
+"""Operations: scheduled jobs (and, later, backups and health)."""

@@ -1,0 +1,151 @@
+"""Daily jobs that run once per slot across every app process, and catch up after downtime.
+
+Each job has one slot a day (hospital-local time, ``settings.daily_jobs_at``). A process
+claims a slot by inserting ``(job, scheduled_for)`` into ``job_runs``, whose unique
+constraint lets exactly one claimant win however many processes race for it; the winner
+runs the job in its own transaction and records how it ended. A process that was down at
+the slot time claims it at its next tick, so a missed night still runs once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.orm import Session
+
+from cims.base import utcnow
+from cims.clock import local_zone
+from cims.config import get_settings
+from cims.governance.models import JobRun
+
+log = logging.getLogger("cims.jobs")
+
+
+@dataclass(frozen=True)
+class DailyJob:
+    """A named piece of housekeeping and the function that does it (returns a summary)."""
+
+    name: str
+    run: Callable[[Session, dt.datetime], dict[str, Any]]
+
+
+def _disable_dormant(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.security.reviews import disable_dormant
+
+    names = disable_dormant(session, now=now, days=get_settings().dormant_days)
+    return {"disabled": len(names)}
+
+
+JOBS: tuple[DailyJob, ...] = (DailyJob("disable_dormant_accounts", _disable_dormant),)
+
+
+def current_slot(now: dt.datetime) -> dt.datetime:
+    """The latest daily slot at or before ``now`` (UTC), from the hospital-local time."""
+    local = now.astimezone(local_zone())
+    slot = dt.datetime.combine(local.date(), get_settings().daily_jobs_at, tzinfo=local_zone())
+    if slot > local:
+        slot -= dt.timedelta(days=1)
+    return slot.astimezone(dt.UTC)
+
+
+def _claim(engine: Engine, job: str, slot: dt.datetime) -> int | None:
+    """Insert this slot's run row; None if another process already has it."""
+    with Session(engine) as session, session.begin():
+        claimed = session.scalar(
+            insert(JobRun)
+            .values(job=job, scheduled_for=slot, status="running")
+            .on_conflict_do_nothing(index_elements=["job", "scheduled_for"])
+            .returning(JobRun.id)
+        )
+    return None if claimed is None else int(claimed)
+
+
+def _finish(engine: Engine, run_id: int, status: str, detail: dict[str, Any]) -> None:
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(JobRun)
+            .where(JobRun.id == run_id)
+            .values(status=status, finished_at=utcnow(), detail=detail)
+        )
+
+
+def run_due_jobs(
+    engine: Engine, *, now: dt.datetime | None = None, jobs: tuple[DailyJob, ...] = JOBS
+) -> list[str]:
+    """Run every job whose current slot no process has claimed yet; returns the ones run here."""
+    now = now or utcnow()
+    slot = current_slot(now)
+    ran = []
+    for job in jobs:
+        run_id = _claim(engine, job.name, slot)
+        if run_id is None:
+            continue
+        try:
+            with Session(engine) as session, session.begin():
+                detail = job.run(session, now)
+        except Exception as error:  # recorded, and the next slot tries again
+            log.exception("job %s failed", job.name)
+            _finish(engine, run_id, "failed", {"error": type(error).__name__})
+        else:
+            _finish(engine, run_id, "succeeded", detail)
+        ran.append(job.name)
+    return ran
+
+
+def last_runs(engine: Engine) -> dict[str, JobRun]:
+    """The most recent run of each job (for the admin's status view and the CLI)."""
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(JobRun)
+            .ext(distinct_on(JobRun.job))
+            .order_by(JobRun.job, JobRun.scheduled_for.desc())
+        ).all()
+        session.expunge_all()
+    return {row.job: row for row in rows}
+
+
+class Scheduler(threading.Thread):
+    """A daemon thread that checks for due jobs every ``interval`` seconds."""
+
+    def __init__(self, engine: Engine, interval: float = 60.0) -> None:
+        super().__init__(name="cims-scheduler", daemon=True)
+        self.engine = engine
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Tick until stopped; a database hiccup is logged and retried next tick."""
+        while not self._stop_event.is_set():
+            try:
+                run_due_jobs(self.engine)
+            except Exception:
+                log.exception("scheduler tick failed")
+            self._stop_event.wait(self.interval)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to end and wait briefly for it."""
+        self._stop_event.set()
+        self.join(timeout)
+
+
+_process_scheduler: Scheduler | None = None
+_process_lock = threading.Lock()
+
+
+def ensure_scheduler(engine: Engine, interval: float = 60.0) -> Scheduler:
+    """The one scheduler thread of this process, started on first call."""
+    global _process_scheduler
+    with _process_lock:
+        if _process_scheduler is None:
+            _process_scheduler = Scheduler(engine, interval)
+            _process_scheduler.start()
+            atexit.register(_process_scheduler.stop, 2.0)
+        return _process_scheduler

@@ -1,0 +1,109 @@
+"""Daily jobs run once per slot across processes, catch up after downtime, record failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.orm import Session
+
+import factories
+from cims.base import utcnow
+from cims.governance.models import JobRun
+from cims.ops import scheduler
+from cims.security.bootstrap import ensure_roles_and_privileges
+from cims.security.models import AuditEvent, User
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def jobs_engine(fresh_database: Callable[[str], str]) -> Iterator[Engine]:
+    """A database of its own: the scheduler commits, as it does in the app."""
+    engine = create_engine(fresh_database("jobs"))
+    with Session(engine) as session, session.begin():
+        ensure_roles_and_privileges(session)
+    yield engine
+    engine.dispose()
+
+
+def _local(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=SHANGHAI)
+
+
+def test_the_slot_is_todays_after_the_hour_and_yesterdays_before() -> None:
+    assert scheduler.current_slot(_local(2026, 11, 26, 2, 59)) == _local(2026, 11, 25, 3, 0)
+    assert scheduler.current_slot(_local(2026, 11, 26, 3, 0)) == _local(2026, 11, 26, 3, 0)
+    assert scheduler.current_slot(_local(2026, 11, 26, 23, 0)) == _local(2026, 11, 26, 3, 0)
+
+
+def _counting_job(counter: list[int]) -> scheduler.DailyJob:
+    def run(session: Session, now: dt.datetime) -> dict[str, Any]:
+        counter.append(1)
+        return {"n": len(counter)}
+
+    return scheduler.DailyJob("count", run)
+
+
+def test_many_processes_racing_run_a_slot_once(jobs_engine: Engine) -> None:
+    counter: list[int] = []
+    jobs = (_counting_job(counter),)
+    now = _local(2026, 11, 26, 9, 0)
+    start = threading.Barrier(6)
+
+    def process() -> None:
+        start.wait()
+        scheduler.run_due_jobs(jobs_engine, now=now, jobs=jobs)
+
+    threads = [threading.Thread(target=process) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter == [1]
+    # Later the same day: still done. The next day (or after downtime): once more.
+    assert scheduler.run_due_jobs(jobs_engine, now=now + dt.timedelta(hours=5), jobs=jobs) == []
+    later = _local(2026, 11, 29, 8, 0)
+    assert scheduler.run_due_jobs(jobs_engine, now=later, jobs=jobs) == ["count"]
+    assert counter == [1, 1]
+    run = scheduler.last_runs(jobs_engine)["count"]
+    assert run.status == "succeeded" and run.detail == {"n": 2}
+    assert run.scheduled_for == _local(2026, 11, 29, 3, 0)
+
+
+def test_a_failing_job_is_recorded_and_its_writes_roll_back(jobs_engine: Engine) -> None:
+    def broken(session: Session, now: dt.datetime) -> dict[str, Any]:
+        factories.user(session, "nurse", username="half_written")
+        raise RuntimeError("disk full")
+
+    jobs = (scheduler.DailyJob("broken", broken),)
+    assert scheduler.run_due_jobs(jobs_engine, now=utcnow(), jobs=jobs) == ["broken"]
+    run = scheduler.last_runs(jobs_engine)["broken"]
+    assert run.status == "failed" and run.detail == {"error": "RuntimeError"}
+    assert run.finished_at is not None
+    with Session(jobs_engine) as session:
+        assert session.scalar(select(User).where(User.username == "half_written")) is None
+
+
+def test_dormant_accounts_are_disabled_by_the_daily_job(jobs_engine: Engine) -> None:
+    now = utcnow()
+    with Session(jobs_engine) as session, session.begin():
+        old = factories.user(session, "nurse", username="long_gone")
+        recent = factories.user(session, "nurse", username="on_shift")
+        old.last_login_at = now - dt.timedelta(days=120)
+        recent.last_login_at = now - dt.timedelta(days=3)
+    assert scheduler.run_due_jobs(jobs_engine, now=now) == ["disable_dormant_accounts"]
+    with Session(jobs_engine) as session:
+        active = dict(session.execute(select(User.username, User.is_active)).all())
+        assert active["long_gone"] is False and active["on_shift"] is True
+        audited = session.scalar(
+            select(func.count()).where(AuditEvent.action == "admin.disable_dormant")
+        )
+        assert audited == 1
+        run = session.scalar(select(JobRun).where(JobRun.job == "disable_dormant_accounts"))
+        assert run is not None and run.status == "succeeded" and run.detail == {"disabled": 1}
