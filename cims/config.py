@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     attachment_types: tuple[str, ...] = ("application/pdf", "image/png", "image/jpeg", "text/plain")
     dormant_days: int = 90  # accounts without a sign-in for this long are disabled daily
     daily_jobs_at: dt.time = dt.time(3, 0)  # hospital-local time of the daily housekeeping
+    booking_cutoff_hours: int = 2  # patients cancel or move a booking up to this before it
+    no_show_grace_minutes: int = 30  # a booking not checked in this long after its slot ends
+    slot_horizon_days: int = 28  # slots are generated this far ahead from the schedules
 
     @model_validator(mode="after")
     def _refuse_weak_production(self) -> Settings:

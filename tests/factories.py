@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cims.appointments.models import Slot
 from cims.base import utcnow
 from cims.org.models import Department
 from cims.patients.models import Patient
@@ -103,3 +104,22 @@ def rolled_back_session(engine: Engine) -> Iterator[Session]:
         finally:
             db.close()
             outer.rollback()
+
+
+def future_slot(
+    session: Session, *, capacity: int = 1, hours: float = 48, doctor_id: int | None = None
+) -> Slot:
+    """An open slot ``hours`` from now in a clinical department."""
+    dep = department(session, "ENDO")
+    doctor = doctor_id or user(session, "doctor", departments=(dep.id,)).id
+    start = utcnow().replace(microsecond=0) + dt.timedelta(hours=hours)
+    slot = Slot(
+        doctor_id=doctor,
+        department_id=dep.id,
+        starts_at=start,
+        ends_at=start + dt.timedelta(minutes=15),
+        capacity=capacity,
+    )
+    session.add(slot)
+    session.flush()
+    return slot

@@ -1,9 +1,9 @@
-"""Daily jobs that run once per slot across every app process, and catch up after downtime.
+"""Scheduled jobs that run once per slot across every app process, and catch up after downtime.
 
-Each job has one slot a day (hospital-local time, ``settings.daily_jobs_at``). A process
-claims a slot by inserting ``(job, scheduled_for)`` into ``job_runs``, whose unique
-constraint lets exactly one claimant win however many processes race for it; the winner
-runs the job in its own transaction and records how it ended. A process that was down at
+Each job has one slot a day (hospital-local time, ``settings.daily_jobs_at``) or one every
+N minutes. A process claims a slot by inserting ``(job, scheduled_for)`` into ``job_runs``,
+whose unique constraint lets exactly one claimant win however many processes race for it;
+the winner runs the job in its own transaction and records how it ended. A process that was down at
 the slot time claims it at its next tick, so a missed night still runs once.
 """
 
@@ -31,10 +31,14 @@ log = logging.getLogger("cims.jobs")
 
 @dataclass(frozen=True)
 class DailyJob:
-    """A named piece of housekeeping and the function that does it (returns a summary)."""
+    """A named piece of housekeeping and the function that does it (returns a summary).
+
+    Daily at ``settings.daily_jobs_at`` unless ``every_minutes`` gives a shorter period.
+    """
 
     name: str
     run: Callable[[Session, dt.datetime], dict[str, Any]]
+    every_minutes: int | None = None
 
 
 def _disable_dormant(session: Session, now: dt.datetime) -> dict[str, Any]:
@@ -44,11 +48,31 @@ def _disable_dormant(session: Session, now: dt.datetime) -> dict[str, Any]:
     return {"disabled": len(names)}
 
 
-JOBS: tuple[DailyJob, ...] = (DailyJob("disable_dormant_accounts", _disable_dormant),)
+def _generate_slots(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.appointments.booking import generate_slots
+
+    start = now.astimezone(local_zone()).date()
+    return {"slots": generate_slots(session, start=start, days=get_settings().slot_horizon_days)}
 
 
-def current_slot(now: dt.datetime) -> dt.datetime:
-    """The latest daily slot at or before ``now`` (UTC), from the hospital-local time."""
+def _mark_no_shows(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.appointments.booking import mark_no_shows
+
+    return {"no_shows": mark_no_shows(session, now=now)}
+
+
+JOBS: tuple[DailyJob, ...] = (
+    DailyJob("disable_dormant_accounts", _disable_dormant),
+    DailyJob("generate_slots", _generate_slots),
+    DailyJob("mark_no_shows", _mark_no_shows, every_minutes=30),
+)
+
+
+def current_slot(now: dt.datetime, every_minutes: int | None = None) -> dt.datetime:
+    """The latest slot at or before ``now`` (UTC): daily at the local hour, or every N minutes."""
+    if every_minutes:
+        period = every_minutes * 60
+        return dt.datetime.fromtimestamp(int(now.timestamp()) // period * period, dt.UTC)
     local = now.astimezone(local_zone())
     slot = dt.datetime.combine(local.date(), get_settings().daily_jobs_at, tzinfo=local_zone())
     if slot > local:
@@ -82,10 +106,9 @@ def run_due_jobs(
 ) -> list[str]:
     """Run every job whose current slot no process has claimed yet; returns the ones run here."""
     now = now or utcnow()
-    slot = current_slot(now)
     ran = []
     for job in jobs:
-        run_id = _claim(engine, job.name, slot)
+        run_id = _claim(engine, job.name, current_slot(now, job.every_minutes))
         if run_id is None:
             continue
         try:
