@@ -173,9 +173,7 @@ def _book(
     # transaction, and a full slot updates nothing.
     taken = session.execute(
         update(Slot)
-        .where(
-            and_(Slot.id == slot_id, Slot.status == "open", Slot.booked_count < Slot.capacity)
-        )
+        .where(and_(Slot.id == slot_id, Slot.status == "open", Slot.booked_count < Slot.capacity))
         .values(booked_count=Slot.booked_count + 1)
         .returning(Slot.id)
     ).first()
@@ -233,7 +231,11 @@ def book_my_appointment(
     if actor.patient_id is None:
         raise BookingRefused("booking.patient_not_live")
     appointment = _book(
-        session, actor, patient_id=actor.patient_id, slot_id=slot_id, channel="portal",
+        session,
+        actor,
+        patient_id=actor.patient_id,
+        slot_id=slot_id,
+        channel="portal",
         reason=reason,
     )
     audit.record(
@@ -365,7 +367,104 @@ def mark_no_shows(session: Session, *, now: dt.datetime) -> int:
     count = int(result.rowcount)  # type: ignore[attr-defined]
     if count:
         audit.record(
-            session, None, "appointments.mark_no_shows", detail={"count": count},
+            session,
+            None,
+            "appointments.mark_no_shows",
+            detail={"count": count},
             username="system",
         )
     return count
+
+
+@dataclass(frozen=True)
+class UpcomingAppointment:
+    """A patient's live booking from now on."""
+
+    appointment_id: int
+    scheduled_at: dt.datetime  # hospital-local
+    department_id: int
+    department_zh: str
+    department_en: str
+    doctor_name: str | None
+    status: str
+    queue_number: int | None
+
+
+def _upcoming(session: Session, patient_id: int, now: dt.datetime) -> list[UpcomingAppointment]:
+    from cims.org.models import Department
+
+    query = (
+        select(Appointment, Department, User.display_name)
+        .join(Department, Department.id == Appointment.department_id)
+        .outerjoin(User, User.id == Appointment.doctor_id)
+        .where(
+            Appointment.patient_id == patient_id,
+            Appointment.status.in_(("booked", "checked_in")),
+            Appointment.scheduled_at >= now - dt.timedelta(hours=12),
+        )
+        .order_by(Appointment.scheduled_at)
+    )
+    return [
+        UpcomingAppointment(
+            appointment_id=appt.id,
+            scheduled_at=to_local(appt.scheduled_at) or appt.scheduled_at,
+            department_id=dept.id,
+            department_zh=dept.name_zh,
+            department_en=dept.name_en,
+            doctor_name=doctor,
+            status=appt.status,
+            queue_number=appt.queue_number,
+        )
+        for appt, dept, doctor in session.execute(query)
+    ]
+
+
+@requires(Privilege.MANAGE_APPOINTMENTS)
+def list_patient_appointments(
+    *, session: Session, actor: Actor, patient_id: int
+) -> list[UpcomingAppointment]:
+    """A patient's live bookings from today on (front desk)."""
+    rows = _upcoming(session, patient_id, utcnow())
+    audit.record(
+        session,
+        actor,
+        "appointments.list_patient",
+        patient_id=patient_id,
+        object_type="patient",
+        object_id=patient_id,
+        detail={"rows": len(rows)},
+    )
+    return rows
+
+
+@requires(Privilege.PORTAL_SELF)
+def list_my_appointments(*, session: Session, actor: Actor) -> list[UpcomingAppointment]:
+    """The signed-in patient's live bookings from today on."""
+    if actor.patient_id is None:
+        return []
+    rows = _upcoming(session, actor.patient_id, utcnow())
+    audit.record(
+        session,
+        actor,
+        "appointments.list_patient",
+        patient_id=actor.patient_id,
+        object_type="patient",
+        object_id=actor.patient_id,
+        detail={"rows": len(rows), "channel": "portal"},
+    )
+    return rows
+
+
+@requires(Privilege.PORTAL_SELF)
+def list_bookable_departments(*, session: Session, actor: Actor) -> list[tuple[int, str, str]]:
+    """Departments a patient can book (id, Chinese and English name)."""
+    from cims.org.models import Department
+
+    return [
+        (d.id, d.name_zh, d.name_en)
+        for d in session.scalars(
+            select(Department)
+            .where(Department.active, Department.kind == "clinical")
+            .order_by(Department.code)
+        )
+    ]
