@@ -111,3 +111,23 @@ def test_registrar_books_then_cancels_a_visit(seeded_url: str) -> None:
     assert at.success[0].value == "Booking cancelled; the place is free again."
     assert _booked(seeded_url, mrn) == ["cancelled"]
     assert local_today() <= day
+
+
+def test_a_patient_books_and_cancels_in_the_portal(seeded_url: str) -> None:
+    _, department, day, time = _open_place(seeded_url)
+    at = _signed_in_page(seeded_url, "patient", "pages/portal_book.py")
+    assert not at.exception and at.title[0].value == "Book a visit"
+    at.selectbox(key="portal_department").select(department)
+    at.date_input(key="portal_day").set_value(day)
+    at.run()
+    options = at.radio(key="portal_time").options
+    at.radio(key="portal_time").set_value(next(o for o in options if o.startswith(time)))
+    at = _click(at, "Confirm booking")
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == []
+    assert at.success[0].value.startswith(f"Booked: {day.isoformat()} {time}")
+    cancel = [b for b in at.button if b.label == "Cancel"]
+    assert cancel, "the new booking is listed with a cancel button"
+    at = cancel[-1].click().run()
+    assert not at.exception, at.exception
+    assert at.success[0].value == "Booking cancelled; the place is free again."
