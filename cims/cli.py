@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,8 @@ from cims.security.rbac import Actor
 
 app = typer.Typer(help="CIMS hospital patient-information system.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit", help="Tamper-evident audit chain: verify, seal, anchor.")
+import_app = typer.Typer(help="Load reference tables from files.", no_args_is_help=True)
+app.add_typer(import_app, name="import", help="Load reference tables (clinical codes) from files.")
 app.add_typer(jobs_app, name="jobs", help="Daily housekeeping: run what is due, show status.")
 
 
@@ -159,6 +162,28 @@ def create_user(
         session.commit()
         typer.echo(f"created user {user.username} (id {user.id})")
     engine.dispose()
+
+
+@import_app.command("codes")
+def import_codes_command(
+    file: Annotated[Path, typer.Argument(help="CSV: code,title_zh,title_en[,parent_code].")],
+    system: Annotated[str, typer.Option(help="Code system, e.g. ICD-10.")] = "ICD-10",
+) -> None:
+    """Load a hospital's own code table (all rows or none); known codes are updated."""
+    from cims.i18n import t
+    from cims.records.codes import InvalidCodeFile, import_codes
+
+    engine = create_engine(_url())
+    try:
+        with Session(engine) as session, session.begin():
+            report = import_codes(session, file, code_system=system)
+    except InvalidCodeFile as refusal:
+        for line, problem in refusal.problems:
+            typer.echo(f"line {line}: {t(problem, 'en')}", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"imported {report.rows} {report.code_system} codes from {file.name}")
 
 
 @app.command("db-url")
@@ -316,7 +341,7 @@ def run(
         "-m",
         "streamlit",
         "run",
-        str(PROJECT_ROOT / "app.py"),
+        str(PROJECT_ROOT / "server.py"),  # app.py plus the payment-callback route
         "--server.port",
         str(settings.port),
         "--server.address",

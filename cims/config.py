@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     booking_cutoff_hours: int = 2  # patients cancel or move a booking up to this before it
     no_show_grace_minutes: int = 30  # a booking not checked in this long after its slot ends
     slot_horizon_days: int = 28  # slots are generated this far ahead from the schedules
+    # Electronic payment: the provider's callback signing key (the sandbox derives one when
+    # unset) and where the provider posts callbacks (default: this server's own route).
+    payment_webhook_key: SecretStr | None = None
+    payment_callback_url: str | None = None
 
     @model_validator(mode="after")
     def _refuse_weak_production(self) -> Settings:

@@ -61,10 +61,18 @@ def _mark_no_shows(session: Session, now: dt.datetime) -> dict[str, Any]:
     return {"no_shows": mark_no_shows(session, now=now)}
 
 
+def _reconcile_payments(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.billing.online import reconcile
+    from cims.billing.sandbox import SandboxProvider
+
+    return reconcile(session, SandboxProvider(), now=now).summary()
+
+
 JOBS: tuple[DailyJob, ...] = (
     DailyJob("disable_dormant_accounts", _disable_dormant),
     DailyJob("generate_slots", _generate_slots),
     DailyJob("mark_no_shows", _mark_no_shows, every_minutes=30),
+    DailyJob("reconcile_payments", _reconcile_payments, every_minutes=15),
 )
 
 

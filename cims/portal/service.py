@@ -34,6 +34,7 @@ class PortalAppointment:
 class PortalInvoice:
     """An unpaid or partly paid bill as the patient sees it."""
 
+    invoice_id: int
     invoice_no: str
     issued_at: dt.datetime | None
     due_date: dt.date | None
@@ -86,6 +87,7 @@ def portal_overview(*, session: Session, actor: Actor, now: dt.datetime) -> Port
     ]
     invoices = [
         PortalInvoice(
+            invoice_id=inv.id,
             invoice_no=inv.invoice_no,
             issued_at=to_local(inv.issued_at),
             due_date=inv.due_date,

@@ -55,9 +55,11 @@ def e2e_db(fresh_database: Callable[[str], str]) -> str:
 
 @pytest.fixture(scope="session")
 def server(e2e_db: str) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port; yields its base URL."""
+    """``streamlit run server.py`` (the app and its HTTP routes) on a free port; its base URL."""
     port = _free_port()
-    env = dict(os.environ, CIMS_DATABASE_URL=e2e_db, CIMS_DEFAULT_LANGUAGE="en")
+    env = dict(
+        os.environ, CIMS_DATABASE_URL=e2e_db, CIMS_DEFAULT_LANGUAGE="en", CIMS_PORT=str(port)
+    )
     log = open(PROJECT_ROOT / "var" / "e2e-server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -65,7 +67,7 @@ def server(e2e_db: str) -> Iterator[str]:
             "-m",
             "streamlit",
             "run",
-            "app.py",
+            "server.py",
             "--server.port",
             str(port),
             "--server.address",
