@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cims import migrate as migrations
 from cims.config import PROJECT_ROOT, get_settings
+from cims.ops.health_cli import health
 from cims.ops.jobs_cli import jobs_app
 from cims.security.audit_cli import audit_app
 from cims.security.rbac import Actor
@@ -25,6 +26,7 @@ app.add_typer(audit_app, name="audit", help="Tamper-evident audit chain: verify,
 import_app = typer.Typer(help="Load reference tables from files.", no_args_is_help=True)
 app.add_typer(import_app, name="import", help="Load reference tables (clinical codes) from files.")
 app.add_typer(jobs_app, name="jobs", help="Daily housekeeping: run what is due, show status.")
+app.command("health")(health)
 
 
 def _url() -> str:

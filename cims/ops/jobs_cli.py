@@ -52,3 +52,21 @@ def status() -> None:
             continue
         slot = to_local(run.scheduled_for)
         typer.echo(f"{job.name}: {slot:%Y-%m-%d %H:%M} {run.status} {run.detail or {}}")
+
+
+@jobs_app.command("scheduler")
+def scheduler_loop(
+    interval: float = typer.Option(60.0, help="Seconds between checks for due jobs."),
+) -> None:
+    """Run the scheduler in the foreground (instead of inside the app processes)."""
+    engine = _engine()
+    worker = scheduler.Scheduler(engine, interval)
+    typer.echo(f"scheduler running (every {interval:g} s); Ctrl-C stops it", err=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(1.0)
+    except KeyboardInterrupt:
+        worker.stop()
+    finally:
+        engine.dispose()

@@ -12,10 +12,11 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
@@ -25,6 +26,7 @@ from cims.base import utcnow
 from cims.clock import local_zone
 from cims.config import get_settings
 from cims.governance.models import JobRun
+from cims.security.models import SystemFlag
 
 log = logging.getLogger("cims.jobs")
 
@@ -143,6 +145,22 @@ def last_runs(engine: Engine) -> dict[str, JobRun]:
     return {row.job: row for row in rows}
 
 
+HEARTBEAT: Final = "scheduler_heartbeat"
+
+
+def beat(engine: Engine) -> None:
+    """Record that a scheduler is alive (the health check reads its age)."""
+    with Session(engine) as session, session.begin():
+        session.execute(
+            insert(SystemFlag)
+            .values(key=HEARTBEAT, value={"pid": os.getpid()}, updated_at=utcnow())
+            .on_conflict_do_update(
+                index_elements=["key"],
+                set_={"value": {"pid": os.getpid()}, "updated_at": utcnow()},
+            )
+        )
+
+
 class Scheduler(threading.Thread):
     """A daemon thread that checks for due jobs every ``interval`` seconds."""
 
@@ -156,6 +174,7 @@ class Scheduler(threading.Thread):
         """Tick until stopped; a database hiccup is logged and retried next tick."""
         while not self._stop_event.is_set():
             try:
+                beat(self.engine)
                 run_due_jobs(self.engine)
             except Exception:
                 log.exception("scheduler tick failed")
