@@ -135,3 +135,61 @@ def list_departments(*, session: Session, actor: Actor) -> list[Department]:
             .order_by(Department.code)
         ).scalars()
     )
+
+
+class CheckInRefused(ValueError):
+    """A check-in that cannot be done; ``problems`` are i18n keys (nothing was written)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(", ".join(problems))
+
+
+@requires(Privilege.CHECK_IN)
+def check_in_appointment(*, session: Session, actor: Actor, appointment_id: int) -> Appointment:
+    """Check in today's booked appointment and give it the department's next queue number."""
+    from sqlalchemy import func
+
+    from cims.base import utcnow
+    from cims.clock import local_today
+
+    appointment = session.scalar(
+        select(Appointment).where(Appointment.id == appointment_id).with_for_update()
+    )
+    if appointment is None:
+        raise CheckInRefused(["checkin.not_found"])
+    if appointment.status != "booked":
+        raise CheckInRefused(["checkin.not_booked"])
+    today = local_today()
+    scheduled = to_local(appointment.scheduled_at)
+    if scheduled is None or scheduled.date() != today:
+        raise CheckInRefused(["checkin.not_today"])
+    # Serialise check-ins of one department: the number is read and taken under this lock
+    # (FOR NO KEY UPDATE, so rows merely referencing the department are not blocked).
+    session.execute(
+        select(Department.id)
+        .where(Department.id == appointment.department_id)
+        .with_for_update(key_share=True)
+    )
+    last = session.scalar(
+        select(func.max(Appointment.queue_number)).where(
+            Appointment.department_id == appointment.department_id,
+            Appointment.queue_date == today,
+        )
+    )
+    appointment.queue_date = today
+    appointment.queue_number = (last or 0) + 1
+    appointment.status = "checked_in"
+    appointment.checked_in_at = utcnow()
+    appointment.updated_by_id = actor.user_id
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "appointments.check_in",
+        patient_id=appointment.patient_id,
+        object_type="appointment",
+        object_id=appointment.id,
+        detail={"queue_number": appointment.queue_number},
+    )
+    return appointment
