@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     slot_horizon_days: int = 28  # slots are generated this far ahead from the schedules
     # Electronic payment: the provider's callback signing key (the sandbox derives one when
     # unset) and where the provider posts callbacks (default: this server's own route).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     payment_webhook_key: SecretStr | None = None
     payment_callback_url: str | None = None
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cims.config import get_settings
 from cims.db import get_engine
+from cims.logs import configure_logging
 from cims.ops.scheduler import ensure_scheduler
 from cims.security.audit_chain import ensure_sealer
 
@@ -16,6 +18,7 @@ def start_background_jobs() -> bool:
     Several processes may run: sealers share one advisory lock, and each daily job's slot
     is claimed by exactly one process.
     """
+    configure_logging(get_settings().log_level)
     ensure_sealer(get_engine())
     ensure_scheduler(get_engine())
     return True

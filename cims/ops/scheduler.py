@@ -129,6 +129,7 @@ def run_due_jobs(
             _finish(engine, run_id, "failed", {"error": type(error).__name__})
         else:
             _finish(engine, run_id, "succeeded", detail)
+            log.info("job %s succeeded", job.name, extra={"job": job.name, **detail})
         ran.append(job.name)
     return ran
 
