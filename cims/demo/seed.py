@@ -35,6 +35,7 @@ from cims.demo.vec import Clock, stream
 from cims.demo.vocab import DEPARTMENTS
 from cims.org.models import Department
 from cims.patients.models import Patient
+from cims.records.codes import load_who_icd10
 from cims.schema import metadata
 from cims.security import audit
 from cims.security.audit_chain import seal_pending
@@ -182,6 +183,7 @@ def seed_demo(
     clock = Clock(today, offset)
     with Session(engine) as session, session.begin():
         _prepare(session, reset=reset)
+        load_who_icd10(session)  # the ICD-10 list the diagnosis search box offers
         cipher = load_cipher(session)
         ref = load_reference(
             session, history_start=clock.history_start.astype(dt.date), reference=today
