@@ -60,9 +60,19 @@ def init_db() -> None:
 @app.command("migrate")
 def migrate(
     revision: Annotated[str, typer.Option(help="Target revision (default: newest).")] = "head",
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report; exit 1 when migrations are pending.")
+    ] = False,
 ) -> None:
     """Apply schema migrations (Alembic) to the configured database."""
     url = _url()
+    if check:
+        current, head = migrations.current_revision(url), migrations.head_revision()
+        if current == head:
+            typer.echo(f"up to date at {current}")
+            return
+        typer.echo(f"pending: database at {current}, code at {head}")
+        raise typer.Exit(code=1)
     migrations.upgrade(url, revision)
     typer.echo(f"migrated to {migrations.current_revision(url)}")
 

@@ -48,3 +48,69 @@ def test_downgrade_to_base_and_up_again(fresh_database: Callable[[str], str]) ->
         assert set(metadata.tables) <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_upgrading_a_database_with_data_from_the_first_migration_keeps_it(
+    fresh_database: Callable[[str], str],
+) -> None:
+    url = fresh_database("upgrade_data")
+    migrate.downgrade(url, "0001")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO departments (code, name_zh, name_en, kind)"
+                    " VALUES ('ENDO', '内分泌科', 'Endocrinology', 'clinical')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO patients (mrn, family_name, given_name, full_name, sex,"
+                    " id_type, nationality, insurance_type, blood_type, is_unidentified,"
+                    " registered_at) VALUES ('0000000018', '李', '雷', '李雷', 'M',"
+                    " 'resident_id', 'CN', 'self_pay', 'unknown', false, now())"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO clinical_notes (patient_id, note_type, title, body_enc,"
+                    " written_at) SELECT id, 'progress', 'Day 1', '\\x00'::bytea, now()"
+                    " FROM patients"
+                )
+            )
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT full_name FROM patients")) == "李雷"
+            # Notes written before signing existed count as signed.
+            assert conn.scalar(text("SELECT status FROM clinical_notes")) == "signed"
+        assert migrate.current_revision(url) == migrate.head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_migrate_check_reports_pending_migrations(fresh_database: Callable[[str], str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from cims.config import PROJECT_ROOT
+
+    url = fresh_database("migrate_check")
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cims", "migrate", "--check"],
+            cwd=PROJECT_ROOT,
+            env=dict(os.environ, CIMS_DATABASE_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    current = check()
+    assert current.returncode == 0 and current.stdout.startswith("up to date")
+    migrate.downgrade(url, "0003")
+    behind = check()
+    assert behind.returncode == 1 and "pending: database at 0003" in behind.stdout
+    assert migrate.current_revision(url) == "0003"  # --check changed nothing
