@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyotp
@@ -53,14 +54,17 @@ def e2e_db(fresh_database: Callable[[str], str]) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def server(e2e_db: str) -> Iterator[str]:
-    """``streamlit run server.py`` (the app and its HTTP routes) on a free port; its base URL."""
+@contextmanager
+def _serving(database_url: str, log_name: str) -> Iterator[str]:
+    """``streamlit run server.py`` (the app and its HTTP routes) on a free port; its URL."""
     port = _free_port()
     env = dict(
-        os.environ, CIMS_DATABASE_URL=e2e_db, CIMS_DEFAULT_LANGUAGE="en", CIMS_PORT=str(port)
+        os.environ,
+        CIMS_DATABASE_URL=database_url,
+        CIMS_DEFAULT_LANGUAGE="en",
+        CIMS_PORT=str(port),
     )
-    log = open(PROJECT_ROOT / "var" / "e2e-server.log", "w")  # noqa: SIM115
+    log = open(PROJECT_ROOT / "var" / log_name, "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -89,11 +93,27 @@ def server(e2e_db: str) -> Iterator[str]:
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("the CIMS server did not start; see var/e2e-server.log")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+        raise RuntimeError(f"the CIMS server did not start; see var/{log_name}")
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(e2e_db: str) -> Iterator[str]:
+    """The CIMS server under test; yields its base URL."""
+    with _serving(e2e_db, "e2e-server.log") as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def second_server(e2e_db: str) -> Iterator[str]:
+    """A second app process on another port against the same database."""
+    with _serving(e2e_db, "e2e-server-2.log") as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
