@@ -129,7 +129,11 @@ def _render(summary: PatientSummary) -> None:
         st.info(tr("summary.no_encounters"))
     st.subheader(tr("summary.notes"))
     for note in summary.notes:
-        st.markdown(f"**{note.title}** · {when(to_local(note.written_at))}  \n{note.first_line}")
+        marks = [tr("clinical_notes.addendum")] if note.amends_id else []
+        marks += [tr("clinical_notes.status_draft")] if note.status == "draft" else []
+        tags = "".join(f" · `{mark}`" for mark in marks)
+        written = when(to_local(note.written_at))
+        st.markdown(f"**{note.title}**{tags} · {written}  \n{note.first_line}")
     if not summary.notes:
         st.info(tr("summary.no_notes"))
     st.subheader(tr("summary.follow_ups"))

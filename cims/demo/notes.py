@@ -110,6 +110,9 @@ def notes_table(
             "title": cl.labels(kind, NOTE_TITLES),
             "body_enc": cl.hexes(bodies),
             "written_at": cl.times(clock, when),
+            # Seeded notes are signed by their author when written (status defaults to signed).
+            "signed_at": cl.times(clock, when),
+            "signed_by_id": cl.ints(doctor),
             "created_at": cl.times(clock, when),
             "created_by_id": cl.ints(doctor),
         }

@@ -26,6 +26,7 @@ from cims.records.models import (
     Prescription,
     Problem,
 )
+from cims.records.notes import parse_body
 from cims.security import audit
 from cims.security.care import Basis, clinical_access
 from cims.security.crypto import load_cipher
@@ -158,6 +159,8 @@ class NoteItem:
     title: str
     first_line: str
     written_at: dt.datetime
+    status: str = "signed"  # drafts show as such
+    amends_id: int | None = None  # an addendum: the note it corrects
 
 
 @dataclass(frozen=True)
@@ -389,8 +392,21 @@ def _notes(session: Session, patient_id: int) -> tuple[NoteItem, ...]:
         body = cipher.decrypt_text(
             note.body_enc, table="clinical_notes", column="body", row_id=note.id
         )
-        first = next((line.strip() for line in body.splitlines() if line.strip()), "")
-        notes.append(NoteItem(note.id, note.note_type, note.title, first, note.written_at))
+        soap, text = parse_body(body, is_soap=note.is_soap)
+        if soap is not None:  # the assessment says most in one line
+            text = soap.assessment or text
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        notes.append(
+            NoteItem(
+                note.id,
+                note.note_type,
+                note.title,
+                first,
+                note.written_at,
+                note.status,
+                note.amends_id,
+            )
+        )
     return tuple(notes)
 
 

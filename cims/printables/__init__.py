@@ -1,0 +1,1 @@
+"""Printable PDFs (prescription, wristband, visit summary) in Chinese or English."""
