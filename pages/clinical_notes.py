@@ -14,6 +14,7 @@ from cims.records import notes
 from cims.records.service import list_my_inpatients
 from cims.security.rbac import AccessDenied, Privilege
 from ui.auth import page_guard
+from ui.downloads import deferred
 from ui.errors import run_safely
 from ui.format import when
 from ui.i18n import language, tr
@@ -131,17 +132,6 @@ def show_note(patient_id: int, note: notes.NoteView, visits: dict[int | None, st
                     )
 
 
-def deferred(function: Callable[..., Any], **kwargs: Any) -> Callable[[], bytes]:
-    """Run an audited read only when the user clicks the download button."""
-
-    def run() -> bytes:
-        with session_scope() as db:
-            result = function(session=db, actor=actor, **kwargs)
-        return result if isinstance(result, bytes) else bytes(result.data)
-
-    return run
-
-
 def attachments_tab(patient_id: int) -> None:
     """Upload within the limits; list with downloads decrypted on click."""
     if actor.can(Privilege.RECORD_VITALS):
@@ -165,7 +155,7 @@ def attachments_tab(patient_id: int) -> None:
     for row in rows:
         st.download_button(
             f"{row.filename} · {row.size_bytes:,} B · {when(to_local(row.uploaded_at))}",
-            deferred(files.download_attachment, attachment_id=row.id),
+            deferred(actor, files.download_attachment, attachment_id=row.id),
             file_name=row.filename,
             mime=row.content_type,
             icon=":material/download:",
@@ -193,7 +183,7 @@ def print_tab(patient_id: int, visits: dict[int | None, str]) -> None:
     for name, function, kwargs in buttons:
         st.download_button(
             tr(f"clinical_notes.print_{name}"),
-            deferred(function, language=lang, **kwargs),
+            deferred(actor, function, language=lang, **kwargs),
             file_name=f"{name}.pdf",
             mime=PDF,
             icon=":material/print:",

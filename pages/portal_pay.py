@@ -5,13 +5,15 @@ import streamlit as st
 from cims.base import utcnow
 from cims.billing.catalogue import BillingRefused
 from cims.billing.online import OnlineCheckout, online_payment_status, start_online_payment
+from cims.billing.printing import print_my_invoice, print_my_receipt
 from cims.billing.sandbox import SandboxProvider
 from cims.db import session_scope
 from cims.portal.service import portal_overview
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
+from ui.downloads import deferred
 from ui.format import money, when
-from ui.i18n import tr
+from ui.i18n import language, tr
 
 CHECKOUT = "portal_checkout"
 
@@ -26,6 +28,14 @@ def _checkout_panel(checkout: OnlineCheckout) -> None:
         status = online_payment_status(session=db, actor=actor, payment_id=checkout.payment_id)
     if status == "succeeded":
         st.success(tr("portal_pay.paid", amount=money(checkout.amount)))
+        st.download_button(
+            tr("portal_pay.receipt_pdf"),
+            deferred(actor, print_my_receipt, payment_id=checkout.payment_id, language=language()),
+            file_name=f"receipt-{checkout.payment_id}.pdf",
+            mime="application/pdf",
+            icon=":material/receipt:",
+            on_click="ignore",
+        )
         if st.button(tr("portal_pay.done"), type="primary"):
             st.session_state.pop(CHECKOUT)
             st.rerun()
@@ -81,6 +91,15 @@ for invoice in overview.open_invoices:
             )
         )
         right.metric(tr("col.balance"), money(invoice.balance))
+        left.download_button(
+            tr("portal_pay.invoice_pdf"),
+            deferred(actor, print_my_invoice, invoice_id=invoice.invoice_id, language=language()),
+            file_name=f"{invoice.invoice_no}.pdf",
+            mime="application/pdf",
+            icon=":material/receipt_long:",
+            key=f"invoice_pdf_{invoice.invoice_id}",
+            on_click="ignore",
+        )
         label = st.radio(
             tr("portal_pay.method"),
             list(methods),

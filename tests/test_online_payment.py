@@ -106,7 +106,7 @@ def test_a_forged_callback_is_refused_and_changes_nothing(
         {
             "event_id": "EVT-FAKE",
             "provider_reference": checkout.provider_reference,
-            "merchant_reference": f"CIMS-PAY-{checkout.payment_id}",
+            "merchant_reference": f"CIMS-PAY-{checkout.payment_id}-0123456789",
             "status": "succeeded",
             "amount": "120.00",
         }

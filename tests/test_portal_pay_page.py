@@ -55,6 +55,7 @@ def test_patient_pays_through_the_sandbox_checkout(seeded_url: str) -> None:
     assert pay, [b.label for b in at.button]
     at = pay[0].click().run()
     assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [] and at.subheader, at.markdown
     assert at.subheader[0].value == "WeChat Pay checkout"
     at = _click(at, "Pay now")
     assert not at.exception, at.exception

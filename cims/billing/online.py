@@ -12,6 +12,7 @@ compares what the provider confirmed with what CIMS booked, in both directions.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
@@ -46,13 +47,15 @@ class OnlineCheckout:
     method: str
 
 
-def merchant_reference(payment_id: int) -> str:
-    """The reference CIMS gives the provider for one payment."""
-    return f"{MERCHANT_PREFIX}{payment_id}"
+def merchant_reference(payment: Payment) -> str:
+    """The reference CIMS gives the provider for one payment: its id plus a tag of its
+    idempotency key, so references never repeat even across databases (a restore, a test)."""
+    tag = hashlib.sha256(payment.idempotency_key.encode()).hexdigest()[:10]
+    return f"{MERCHANT_PREFIX}{payment.id}-{tag}"
 
 
 def _payment_id(reference: str) -> int | None:
-    number = reference.removeprefix(MERCHANT_PREFIX)
+    number = reference.removeprefix(MERCHANT_PREFIX).split("-")[0]
     return int(number) if reference.startswith(MERCHANT_PREFIX) and number.isdigit() else None
 
 
@@ -103,7 +106,7 @@ def start_online_payment(
         provider=provider.name,
     )
     checkout = provider.create_checkout(
-        merchant_reference=merchant_reference(payment.id), amount=payment.amount, method=method
+        merchant_reference=merchant_reference(payment), amount=payment.amount, method=method
     )
     payment.provider_reference = checkout.provider_reference
     session.flush()
