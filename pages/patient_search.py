@@ -1,7 +1,10 @@
 """Find a patient with one box (MRN, ID, mobile, name, initials, name+phone4); show details."""
 
+import contextlib
+
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from cims.db import session_scope
 from cims.patients.search import search_patients
@@ -75,3 +78,10 @@ if hits:
             else view.blood_type,
         }
         st.table(pd.DataFrame({"": [tr(k) for k in details], " ": list(details.values())}))
+        if actor.can(Privilege.EDIT_DEMOGRAPHICS):
+            # A link needs the app's navigation; a page run on its own (AppTest) has none.
+            with contextlib.suppress(StreamlitPageNotFoundError):
+                st.page_link(
+                    "pages/patient_edit.py", label=tr("patient_search.edit"),
+                    icon=":material/edit:", query_params={"patient": str(view.id)},
+                )  # fmt: skip

@@ -45,6 +45,27 @@ class DuplicateCandidate:
     reasons: tuple[str, ...]  # "name", "birth_date", "phone"
 
 
+def score_pair(
+    name_a: str, name_b: str, *, same_birth_date: bool, same_phone: bool
+) -> tuple[float, tuple[str, ...]] | None:
+    """How alike two records are (0..1) and why; None when only a birthday is shared."""
+    similarity = fuzz.ratio(name_a, name_b)
+    reasons = []
+    score = 0.0
+    if similarity >= _MIN_NAME_SIMILARITY:
+        reasons.append("name")
+        score += _NAME_WEIGHT * similarity / 100
+    if same_birth_date:
+        reasons.append("birth_date")
+        score += _BIRTH_WEIGHT
+    if same_phone:
+        reasons.append("phone")
+        score += _PHONE_WEIGHT
+    if "name" not in reasons and "phone" not in reasons:
+        return None  # a shared birthday alone says nothing
+    return round(score, 3), tuple(reasons)
+
+
 def score_candidates(
     session: Session,
     *,
@@ -67,20 +88,15 @@ def score_candidates(
         query = query.where(Patient.id != exclude_id)
     scored = []
     for row in session.execute(query.limit(500)).scalars():
-        similarity = fuzz.ratio(full_name, row.full_name)
-        reasons = []
-        score = 0.0
-        if similarity >= _MIN_NAME_SIMILARITY:
-            reasons.append("name")
-            score += _NAME_WEIGHT * similarity / 100
-        if birth_date is not None and row.birth_date == birth_date:
-            reasons.append("birth_date")
-            score += _BIRTH_WEIGHT
-        if phone_bidx is not None and row.phone_bidx == phone_bidx:
-            reasons.append("phone")
-            score += _PHONE_WEIGHT
-        if "name" not in reasons and "phone" not in reasons:
-            continue  # a shared birthday alone says nothing
+        found = score_pair(
+            full_name,
+            row.full_name,
+            same_birth_date=birth_date is not None and row.birth_date == birth_date,
+            same_phone=phone_bidx is not None and row.phone_bidx == phone_bidx,
+        )
+        if found is None:
+            continue
+        score, reasons = found
         scored.append(
             DuplicateCandidate(
                 patient_id=row.id,
@@ -88,8 +104,8 @@ def score_candidates(
                 full_name=row.full_name,
                 sex=row.sex,
                 birth_date=row.birth_date,
-                score=round(score, 3),
-                reasons=tuple(reasons),
+                score=score,
+                reasons=reasons,
             )
         )
     scored.sort(key=lambda c: (-c.score, c.mrn))
