@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, Numeric, UniqueConstraint, func
+from sqlalchemy import BigInteger, Index, Numeric, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cims.base import Base, fk, one_of, pk
@@ -106,3 +106,56 @@ class RiskScore(Base):
     score: Mapped[Decimal] = mapped_column(Numeric(6, 5))
     factors: Mapped[list[Any]]
     scored_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class SavedQuery(Base):
+    """A named analytics query of the data staff's workspace, private or shared."""
+
+    __tablename__ = "saved_queries"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[int] = pk()
+    owner_id: Mapped[int] = fk("users.id", nullable=False)
+    name: Mapped[str]
+    sql: Mapped[str]
+    shared: Mapped[bool] = mapped_column(default=False, server_default="false")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[dt.datetime | None]
+
+
+class ImportRun(Base):
+    """One import of an outside export (Synthea, FHIR): what came in and what was rejected."""
+
+    __tablename__ = "import_runs"
+    __table_args__ = (one_of("status", ("running", "succeeded", "failed")),)
+
+    id: Mapped[int] = pk()
+    source_system: Mapped[str]  # synthea, fhir
+    source_label: Mapped[str]  # folder or file name
+    layout: Mapped[str | None]  # e.g. synthea-2.x, synthea-3.x
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(default="running")
+    started_by_id: Mapped[int | None] = fk("users.id")
+    counts: Mapped[dict[str, Any] | None]  # table -> rows added
+    rejected: Mapped[dict[str, Any] | None]  # file -> [{line, reason}], capped
+    unknown: Mapped[dict[str, Any] | None]  # files and columns the importer does not know
+
+
+class ImportLink(Base):
+    """Which CIMS row an outside record became: makes a repeated import add nothing."""
+
+    __tablename__ = "import_links"
+    __table_args__ = (
+        UniqueConstraint("source_system", "source_table", "source_id"),
+        Index("ix_import_links_target", "target_table", "target_id"),
+    )
+
+    id: Mapped[int] = pk()
+    source_system: Mapped[str]
+    source_table: Mapped[str]
+    source_id: Mapped[str]
+    target_table: Mapped[str]
+    target_id: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[int | None] = fk("import_runs.id", index=True)
+

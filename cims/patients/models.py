@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Index, LargeBinary, func
+from sqlalchemy import CheckConstraint, Index, LargeBinary, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cims.base import Base, Voidable, fk, one_of, pk, void_check
@@ -119,6 +119,24 @@ class PatientMerge(Base):
     moved: Mapped[dict[str, Any]]  # table -> list of row ids moved to the survivor
     undone_at: Mapped[dt.datetime | None]
     undone_by_id: Mapped[int | None] = fk("users.id")
+    undo_reason: Mapped[str | None]
+
+
+class PatientDistinctPair(Base):
+    """Two records a registrar reviewed and found to be different people (not duplicates)."""
+
+    __tablename__ = "patient_distinct_pairs"
+    __table_args__ = (
+        UniqueConstraint("low_id", "high_id"),
+        CheckConstraint("low_id < high_id", name="ordered_pair"),
+    )
+
+    id: Mapped[int] = pk()
+    low_id: Mapped[int] = fk("patients.id", nullable=False)
+    high_id: Mapped[int] = fk("patients.id", nullable=False, index=True)
+    decided_by_id: Mapped[int | None] = fk("users.id")
+    decided_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    reason: Mapped[str | None]
 
 
 class PatientIdentifier(Base):

@@ -242,6 +242,7 @@ class Order(Voidable, Base):
     ordered_at: Mapped[dt.datetime]
     completed_at: Mapped[dt.datetime | None]
     price_item_code: Mapped[str | None]
+    cancel_reason: Mapped[str | None]
 
 
 class Procedure(Voidable, Base):
@@ -289,6 +290,7 @@ class Prescription(Voidable, Base):
     online: Mapped[bool] = mapped_column(default=False, server_default="false")
     # Prescribed despite a recorded allergy: the prescriber's reason, kept with the row.
     allergy_override_reason: Mapped[str | None]
+    stop_reason: Mapped[str | None]
 
 
 class TreatmentPlan(Voidable, Base):
