@@ -10,9 +10,11 @@ from cims.db import session_scope
 from cims.patients.duplicates import identify_unidentified, merge_patients, undo_merge
 from cims.patients.review import (
     DuplicatePair,
+    InvalidDecision,
     list_duplicate_pairs,
     list_recent_merges,
     list_unidentified,
+    mark_not_duplicate,
 )
 from cims.patients.schemas import InvalidPatient
 from cims.patients.search import search_patients
@@ -25,7 +27,13 @@ from ui.i18n import tr
 FLASH = "patient_dups_flash"  # success message shown after the rerun an action triggers
 MATCHES = "patient_dups_matches"
 # Cleared after every action, so a confirmation never carries over to the next pair.
-ONE_SHOT = ("dups_reason", "dups_confirm", "dups_undo_confirm", "dups_identify_confirm")
+ONE_SHOT = (
+    "dups_reason",
+    "dups_confirm",
+    "dups_undo_confirm",
+    "dups_undo_reason",
+    "dups_identify_confirm",
+)
 
 actor = page_guard(Privilege.MERGE_PATIENTS)
 st.title(tr("patient_dups.title"))
@@ -39,6 +47,9 @@ def act(action: Callable[..., Any], done_key: str, **kwargs: Any) -> None:
     except InvalidPatient as refusal:
         for problem in refusal.problems:
             st.error(tr(problem))
+        return
+    except InvalidDecision as refusal:
+        st.error(tr(refusal.key))
         return
     st.session_state[FLASH] = tr(done_key)  # its presence also clears ONE_SHOT on rerun
     st.rerun()
@@ -116,6 +127,15 @@ def queue() -> None:
             merged_id=merged,
             reason=reason,
         )
+    st.caption(tr("patient_dups.distinct_help"))
+    if st.button(tr("patient_dups.distinct"), icon=":material/call_split:", key="dups_distinct"):
+        act(
+            mark_not_duplicate,
+            "patient_dups.distinct_done",
+            first_id=pair.first.patient_id,
+            second_id=pair.second.patient_id,
+            reason=st.session_state.get("dups_reason", ""),
+        )
 
 
 def recent_merges() -> None:
@@ -147,10 +167,11 @@ def recent_merges() -> None:
         return
     with st.form("dups_undo"):
         merge_id = pick("patient_dups.undo_choose", undoable, "dups_undo_choice")
+        why = st.text_input(tr("patient_dups.undo_reason"), key="dups_undo_reason")
         ticked = st.checkbox(tr("patient_dups.confirm_undo"), key="dups_undo_confirm")
         undo = st.form_submit_button(tr("patient_dups.undo"))
     if confirmed(undo, ticked):
-        act(undo_merge, "patient_dups.undone", merge_id=merge_id)
+        act(undo_merge, "patient_dups.undone", merge_id=merge_id, reason=why)
 
 
 def identify() -> None:

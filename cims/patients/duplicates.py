@@ -239,7 +239,9 @@ def identify_unidentified(
 
 
 @requires(Privilege.MERGE_PATIENTS)
-def undo_merge(*, session: Session, actor: Actor, merge_id: int) -> PatientMerge:
+def undo_merge(
+    *, session: Session, actor: Actor, merge_id: int, reason: str | None = None
+) -> PatientMerge:
     """Move exactly the rows a merge moved back to the merged record and revive it."""
     record = session.get(PatientMerge, merge_id, with_for_update=True)
     if record is None:
@@ -262,6 +264,7 @@ def undo_merge(*, session: Session, actor: Actor, merge_id: int) -> PatientMerge
     merged.updated_by_id = actor.user_id
     record.undone_at = utcnow()
     record.undone_by_id = actor.user_id
+    record.undo_reason = (reason or "").strip() or None
     session.flush()
     for pid in (record.survivor_id, record.merged_id):
         audit.record(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from cims.clock import to_local
 from cims.patients.duplicates import score_pair
-from cims.patients.models import Patient, PatientMerge
+from cims.patients.models import Patient, PatientDistinctPair, PatientMerge
 from cims.patients.resident_id import mask_mobile
 from cims.patients.service import mask_document
 from cims.records.models import Encounter
@@ -114,7 +114,8 @@ def _candidate_pairs(session: Session) -> set[tuple[int, int]]:
     for query in (by_phone, by_birth):
         rows = session.execute(query.limit(_MAX_CANDIDATE_PAIRS))
         pairs.update((int(low), int(high)) for low, high in rows)
-    return pairs
+    decided = session.execute(select(PatientDistinctPair.low_id, PatientDistinctPair.high_id))
+    return pairs - {(int(low), int(high)) for low, high in decided}
 
 
 def _encounter_counts(session: Session, ids: Iterable[int]) -> dict[int, int]:
@@ -258,3 +259,45 @@ def list_unidentified(
         detail={"patients": len(found)},
     )
     return found
+
+
+class InvalidDecision(ValueError):
+    """A not-a-duplicate decision that cannot be recorded (message key)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+@requires(Privilege.MERGE_PATIENTS)
+def mark_not_duplicate(
+    *, session: Session, actor: Actor, first_id: int, second_id: int, reason: str = ""
+) -> PatientDistinctPair:
+    """Record that two look-alike records are different people; the queue stops listing them."""
+    if first_id == second_id:
+        raise InvalidDecision("patient_dups.same_record")
+    low, high = sorted((first_id, second_id))
+    if session.get(Patient, low) is None or session.get(Patient, high) is None:
+        raise InvalidDecision("patient_dups.not_found")
+    existing = session.scalar(
+        select(PatientDistinctPair).where(
+            PatientDistinctPair.low_id == low, PatientDistinctPair.high_id == high
+        )
+    )
+    if existing is not None:
+        return existing
+    decision = PatientDistinctPair(
+        low_id=low, high_id=high, decided_by_id=actor.user_id, reason=reason.strip() or None
+    )
+    session.add(decision)
+    session.flush()
+    for pid in (low, high):
+        audit.record(
+            session,
+            actor,
+            "patients.mark_not_duplicate",
+            patient_id=pid,
+            object_type="patient_distinct_pair",
+            object_id=decision.id,
+        )
+    return decision

@@ -191,6 +191,7 @@ def stop_prescription(
     cleaned = clean_reason(reason)
     refuse_if([] if prescription.status == "active" else ["records.not_active"])
     prescription.status = "stopped"
+    prescription.stop_reason = cleaned
     prescription.updated_by_id = actor.user_id
     session.flush()
     audit.record(
@@ -263,6 +264,7 @@ def cancel_order(*, session: Session, actor: Actor, order_id: int, reason: str) 
     cleaned = clean_reason(reason)
     refuse_if([] if order.status in ("ordered", "in_progress") else ["records.not_active"])
     order.status = "cancelled"
+    order.cancel_reason = cleaned
     order.updated_by_id = actor.user_id
     session.flush()
     audit.record(

@@ -220,3 +220,38 @@ def test_roles_without_merge_privilege_cannot_review(session: Session, role: str
     for function in (list_duplicate_pairs, list_recent_merges, list_unidentified):
         with pytest.raises(AccessDenied):
             function(session=session, actor=actor)
+
+
+def test_a_pair_marked_not_a_duplicate_leaves_the_queue(
+    session: Session, registrar: Actor, planted: dict[str, PatientView]
+) -> None:
+    from cims.patients.review import InvalidDecision, mark_not_duplicate
+
+    twins = {planted["original"].id, planted["duplicate"].id}
+    assert twins in pair_ids(list_duplicate_pairs(session=session, actor=registrar))
+    first, second = sorted(twins, reverse=True)
+    decision = mark_not_duplicate(
+        session=session, actor=registrar, first_id=first, second_id=second, reason="twins"
+    )
+    assert (decision.low_id, decision.high_id) == (second, first)
+    assert twins not in pair_ids(list_duplicate_pairs(session=session, actor=registrar))
+    again = mark_not_duplicate(session=session, actor=registrar, first_id=second, second_id=first)
+    assert again.id == decision.id  # deciding twice records one decision
+    with pytest.raises(InvalidDecision):
+        mark_not_duplicate(session=session, actor=registrar, first_id=first, second_id=first)
+
+
+def test_undoing_a_merge_keeps_the_reason(
+    session: Session, registrar: Actor, planted: dict[str, PatientView]
+) -> None:
+    merge = merge_patients(
+        session=session,
+        actor=registrar,
+        survivor_id=planted["original"].id,
+        merged_id=planted["duplicate"].id,
+        reason="same person",
+    )
+    undone = undo_merge(
+        session=session, actor=registrar, merge_id=merge.id, reason="different fathers' names"
+    )
+    assert undone.undo_reason == "different fathers' names"

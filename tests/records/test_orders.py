@@ -141,7 +141,7 @@ def test_stopping_a_prescription(session: Session) -> None:
     with pytest.raises(InvalidRecord):
         stop_prescription(session=session, actor=doctor, prescription_id=rx.id, reason="")
     stop_prescription(session=session, actor=doctor, prescription_id=rx.id, reason="GI upset")
-    assert rx.status == "stopped"
+    assert rx.status == "stopped" and rx.stop_reason == "GI upset"
     with pytest.raises(InvalidRecord) as again:
         stop_prescription(session=session, actor=doctor, prescription_id=rx.id, reason="again")
     assert again.value.problems == ["records.not_active"]
