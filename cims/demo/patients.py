@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -26,6 +26,14 @@ _INSURANCE_PREFIX: Final = ("ZG", "JM", "SY", "GF", "")
 # A+ A- B+ B- AB+ AB- O+ O- unknown: Han Chinese ABO shares, Rh-negative ~0.3%.
 _BLOOD_WEIGHTS: Final = (27.5, 0.1, 23.5, 0.1, 8.5, 0.05, 33.5, 0.1, 6.65)
 SELF_PAY: Final = INSURANCE_TYPES.index("self_pay")
+# Characters a registrar mishears or mistypes (同音字): a second record under a near name.
+_HOMOPHONES: Final = dict(
+    zip(
+        "明伟丽静华军芳敏强磊洋勇艳杰娟涛超霞平刚",
+        "铭玮莉婧桦君方民蔷垒阳永燕洁鹃滔潮侠萍钢",
+        strict=True,
+    )
+)
 UNKNOWN_BLOOD: Final = BLOOD_TYPES.index("unknown")
 
 
@@ -140,6 +148,61 @@ def build_people(n: int, rng: np.random.Generator, clock: Clock) -> People:
         mobile=mobile, address=address, contact=contact, insurance=insurance,
         insurance_no=insurance_no, blood=blood, unidentified=unidentified, newborn=newborn,
         mother=mother, label=label,
+    )  # fmt: skip
+
+
+def with_planted_duplicates(people: People, rng: np.random.Generator, *, keep: set[int]) -> People:
+    """The patients as registered: a few (about 1 in 500) are second records of another.
+
+    The copy came without the ID card, under a misheard given name (同音字), with the same
+    birth date and mobile: what the registrar's duplicate review exists to catch. Applied
+    after the clinical history was generated, to a row of the same sex and a birth year at
+    most two apart, so that history stays plausible; ``keep`` rows (demo logins) are spared.
+    """
+    n = people.n
+    ordinary = np.flatnonzero(~people.unidentified & ~people.newborn & (people.mother < 0))
+    ordinary = ordinary[~np.isin(ordinary, list(keep)) & ~np.isin(ordinary, people.mother)]
+    wanted = max(2, n // 500) if n >= 200 else 0
+    if not wanted:
+        return people
+    year = people.birth.astype("datetime64[Y]").astype(np.int64)
+    pool: dict[tuple[bool, int], list[int]] = {}
+    for row in rng.permutation(ordinary)[: wanted * 40].tolist():
+        pool.setdefault((bool(people.male[row]), int(year[row])), []).append(row)
+    family, given, full = people.family.copy(), people.given.copy(), people.full.copy()
+    birth, rid = people.birth.copy(), people.resident_id.copy()
+    mobile, address, contact = people.mobile.copy(), people.address.copy(), list(people.contact)
+    used: set[int] = set()
+    planted = 0
+    for source in rng.permutation(ordinary).tolist():
+        name = str(given[source] or "")
+        if planted == wanted or source in used or not name or not mobile[source]:
+            continue
+        if name[-1] not in _HOMOPHONES:
+            continue
+        near = [
+            row
+            for delta in (0, -1, 1, -2, 2)
+            for row in pool.get((bool(people.male[source]), int(year[source]) + delta), [])
+            if row != source and row not in used
+        ]
+        if not near:
+            continue
+        copy = near[0]
+        used.update((source, copy))
+        given[copy] = name[:-1] + _HOMOPHONES[name[-1]]
+        family[copy] = family[source]
+        full[copy] = f"{family[source]}{given[copy]}"
+        birth[copy], rid[copy] = birth[source], None
+        mobile[copy], address[copy], contact[copy] = (
+            mobile[source],
+            address[source],
+            contact[source],
+        )
+        planted += 1
+    return replace(
+        people, family=family, given=given, full=full, birth=birth, resident_id=rid,
+        mobile=mobile, address=address, contact=contact,
     )  # fmt: skip
 
 

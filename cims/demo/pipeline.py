@@ -16,7 +16,7 @@ from cims.demo.activity import Activity
 from cims.demo.audit_history import AuditHistory
 from cims.demo.copyload import BulkLoader
 from cims.demo.encounters import Encounters
-from cims.demo.patients import People, patients_table
+from cims.demo.patients import People, patients_table, with_planted_duplicates
 from cims.demo.reference import Reference
 from cims.demo.scheduling import Appointments, build_slots, number
 from cims.demo.staff import Staff
@@ -98,8 +98,10 @@ def generate_and_load(
     put(
         "patients",
         patients_table(
-            people, ids=ids_, cipher=cipher, clock=clock, registered=registered,
-            death_day=act.death_day,
+            with_planted_duplicates(
+                people, stream(seed, "duplicates"), keep={act.portal, *act.demo_clinic.tolist()}
+            ),
+            ids=ids_, cipher=cipher, clock=clock, registered=registered, death_day=act.death_day,
         ),
     )  # fmt: skip
     lap("patients generated and encrypted")
