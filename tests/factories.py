@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from cims.appointments.models import Slot
 from cims.base import utcnow
+from cims.billing.models import InsurancePlan, PriceItem
 from cims.org.models import Department
 from cims.patients.models import Patient
 from cims.patients.mrn import make_mrn
@@ -123,3 +124,85 @@ def future_slot(
     session.add(slot)
     session.flush()
     return slot
+
+
+def price_item(
+    session: Session,
+    code: str = "TEST-CONS",
+    *,
+    unit_price: str = "50.00",
+    category: str = "consultation",
+    effective_from: dt.date = dt.date(2020, 1, 1),
+) -> PriceItem:
+    """A catalogue price in effect from ``effective_from`` (reused if the code has one)."""
+    found = session.scalar(
+        select(PriceItem).where(PriceItem.code == code, PriceItem.effective_to.is_(None))
+    )
+    if found:
+        return found
+    item = PriceItem(
+        code=code,
+        name_zh="测试项目",
+        name_en="Test item",
+        category=category,
+        unit="次",
+        unit_price=Decimal(unit_price),
+        effective_from=effective_from,
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def insurance_plan(
+    session: Session,
+    insurance_type: str = "urban_employee",
+    *,
+    coverage: str = "0.7000",
+    inpatient: str = "0.8500",
+    excluded: tuple[str, ...] = ("registration",),
+) -> InsurancePlan:
+    """An insurance plan for a type (reused if the type has one)."""
+    found = session.scalar(
+        select(InsurancePlan).where(InsurancePlan.insurance_type == insurance_type)
+    )
+    if found:
+        return found
+    plan = InsurancePlan(
+        insurance_type=insurance_type,
+        name_zh="测试医保",
+        name_en="Test plan",
+        coverage_rate=Decimal(coverage),
+        inpatient_coverage_rate=Decimal(inpatient),
+        excluded_categories=list(excluded),
+    )
+    session.add(plan)
+    session.flush()
+    return plan
+
+
+def issued_invoice(
+    session: Session, *, amount: str = "100.00", patient_id: int | None = None
+) -> int:
+    """An issued self-pay invoice of one manual charge; returns the invoice id."""
+    from cims.billing.charges import post_charge
+    from cims.billing.invoices import create_invoice, issue_invoice
+
+    cashier = actor(session, "finance")
+    code = f"TEST-{amount}"
+    price_item(session, code, unit_price=amount)
+    pid = patient_id or patient(session, insurance_type="self_pay").id
+    post_charge(
+        session=session,
+        actor=cashier,
+        patient_id=pid,
+        encounter_id=None,
+        price_code=code,
+        quantity=Decimal("1"),
+        source_type="manual",
+        source_id=None,
+        service_date=dt.date.today(),
+    )
+    invoice = create_invoice(session=session, actor=cashier, patient_id=pid)
+    issue_invoice(session=session, actor=cashier, invoice_id=invoice.invoice_id)
+    return invoice.invoice_id
