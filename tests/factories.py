@@ -206,3 +206,23 @@ def issued_invoice(
     invoice = create_invoice(session=session, actor=cashier, patient_id=pid)
     issue_invoice(session=session, actor=cashier, invoice_id=invoice.invoice_id)
     return invoice.invoice_id
+
+
+def fresh_totp(secret: str, last_step: int | None) -> str:
+    """A TOTP code the server will accept: its step is newer than the last one used.
+
+    Codes are single-use, so a test signing the same user in twice within 30 s waits for
+    the next step (at most one step ahead of now is accepted).
+    """
+    import time
+
+    import pyotp
+
+    totp = pyotp.TOTP(secret)
+    while True:
+        now = time.time()
+        current = int(now // totp.interval)
+        step = max(current, (last_step or 0) + 1)
+        if step <= current + 1:
+            return totp.at(step * totp.interval)
+        time.sleep((current + 1) * totp.interval - now + 0.05)

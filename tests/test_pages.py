@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import pyotp
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
+import factories
 from cims.security.crypto import load_cipher
 from cims.security.models import User
 from cims.security.rbac import ROLE_DEFAULTS, Privilege
@@ -39,8 +39,9 @@ def _totp(url: str, username: str) -> str:
         secret = load_cipher(session).decrypt_text(
             user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
         )
+        last_step = user.totp_last_step
     engine.dispose()
-    return pyotp.TOTP(secret).now()
+    return factories.fresh_totp(secret, last_step)
 
 
 def _shows_only_sign_in(at: AppTest) -> None:

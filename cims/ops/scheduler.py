@@ -35,12 +35,14 @@ log = logging.getLogger("cims.jobs")
 class DailyJob:
     """A named piece of housekeeping and the function that does it (returns a summary).
 
-    Daily at ``settings.daily_jobs_at`` unless ``every_minutes`` gives a shorter period.
+    Daily at ``settings.daily_jobs_at`` unless ``every_minutes`` gives a shorter period;
+    ``at_setting`` names another Settings time field for the daily slot (``backup_at``).
     """
 
     name: str
     run: Callable[[Session, dt.datetime], dict[str, Any]]
     every_minutes: int | None = None
+    at_setting: str | None = None
 
 
 def _disable_dormant(session: Session, now: dt.datetime) -> dict[str, Any]:
@@ -70,21 +72,45 @@ def _reconcile_payments(session: Session, now: dt.datetime) -> dict[str, Any]:
     return reconcile(session, SandboxProvider(), now=now).summary()
 
 
+def _evaluate_reminders(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.engagement.reminders import evaluate_reminders
+
+    return evaluate_reminders(session, now)
+
+
+def _backup(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.ops.backup_service import scheduled_backup
+
+    return scheduled_backup(session, now)
+
+
+def _verify_latest_backup(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.ops.backup_service import scheduled_verify
+
+    return scheduled_verify(session, now)
+
+
 JOBS: tuple[DailyJob, ...] = (
     DailyJob("disable_dormant_accounts", _disable_dormant),
     DailyJob("generate_slots", _generate_slots),
     DailyJob("mark_no_shows", _mark_no_shows, every_minutes=30),
     DailyJob("reconcile_payments", _reconcile_payments, every_minutes=15),
+    DailyJob("evaluate_reminders", _evaluate_reminders, every_minutes=15),
+    DailyJob("backup", _backup, at_setting="backup_at"),
+    DailyJob("verify_latest_backup", _verify_latest_backup),
 )
 
 
-def current_slot(now: dt.datetime, every_minutes: int | None = None) -> dt.datetime:
+def current_slot(
+    now: dt.datetime, every_minutes: int | None = None, at_setting: str | None = None
+) -> dt.datetime:
     """The latest slot at or before ``now`` (UTC): daily at the local hour, or every N minutes."""
     if every_minutes:
         period = every_minutes * 60
         return dt.datetime.fromtimestamp(int(now.timestamp()) // period * period, dt.UTC)
     local = now.astimezone(local_zone())
-    slot = dt.datetime.combine(local.date(), get_settings().daily_jobs_at, tzinfo=local_zone())
+    at: dt.time = getattr(get_settings(), at_setting or "daily_jobs_at")
+    slot = dt.datetime.combine(local.date(), at, tzinfo=local_zone())
     if slot > local:
         slot -= dt.timedelta(days=1)
     return slot.astimezone(dt.UTC)
@@ -112,13 +138,14 @@ def _finish(engine: Engine, run_id: int, status: str, detail: dict[str, Any]) ->
 
 
 def run_due_jobs(
-    engine: Engine, *, now: dt.datetime | None = None, jobs: tuple[DailyJob, ...] = JOBS
+    engine: Engine, *, now: dt.datetime | None = None, jobs: tuple[DailyJob, ...] | None = None
 ) -> list[str]:
     """Run every job whose current slot no process has claimed yet; returns the ones run here."""
     now = now or utcnow()
     ran = []
-    for job in jobs:
-        run_id = _claim(engine, job.name, current_slot(now, job.every_minutes))
+    # JOBS is read at call time: composition roots may register more jobs at start-up.
+    for job in JOBS if jobs is None else jobs:
+        run_id = _claim(engine, job.name, current_slot(now, job.every_minutes, job.at_setting))
         if run_id is None:
             continue
         try:
@@ -129,7 +156,7 @@ def run_due_jobs(
             _finish(engine, run_id, "failed", {"error": type(error).__name__})
         else:
             _finish(engine, run_id, "succeeded", detail)
-            log.info("job %s succeeded", job.name, extra={"job": job.name, **detail})
+            log.info("job %s succeeded", job.name, extra={"job": job.name, "summary": detail})
         ran.append(job.name)
     return ran
 

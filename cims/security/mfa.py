@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import hmac
 import secrets
+import time
 
 import pyotp
 
@@ -23,8 +26,21 @@ def totp_code(secret: str) -> str:
 
 def verify_totp(secret: str, code: str) -> bool:
     """Accept the current code or its neighbours (±30 s clock drift)."""
+    return totp_step(secret, code) is not None
+
+
+def totp_step(secret: str, code: str, now: float | None = None) -> int | None:
+    """The time step whose code ``code`` is (current or a neighbour), or None if none is."""
     cleaned = "".join(code.split())
-    return cleaned.isdigit() and pyotp.TOTP(secret).verify(cleaned, valid_window=1)
+    if not (cleaned.isdigit() and len(cleaned) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    moment = time.time() if now is None else now
+    current = totp.timecode(dt.datetime.fromtimestamp(moment, dt.UTC))
+    for step in (current, current - 1, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), cleaned):
+            return step
+    return None
 
 
 def provisioning_uri(secret: str, username: str) -> str:

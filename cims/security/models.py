@@ -71,6 +71,8 @@ class User(Tracked, Base):
     locked_until: Mapped[dt.datetime | None]
     unlocked_at: Mapped[dt.datetime | None]  # failures before an admin unlock do not count
     totp_secret_enc: Mapped[bytes | None]
+    # The newest TOTP time step accepted: a code is good once, never replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     mfa_enrolled_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
     preferred_language: Mapped[str | None]

@@ -16,7 +16,7 @@ from cims.config import get_settings
 from cims.security import audit, otp_channel
 from cims.security.accounts import build_actor
 from cims.security.crypto import load_cipher
-from cims.security.mfa import hash_recovery_code, new_recovery_codes, verify_totp
+from cims.security.mfa import hash_recovery_code, new_recovery_codes, totp_step
 from cims.security.models import AuthSession, RecoveryCode, SignInAttempt, User
 from cims.security.passwords import hash_password, password_problems, verify_password
 from cims.security.rbac import Actor
@@ -106,7 +106,12 @@ def check_totp(*, session: Session, user_id: int, code: str) -> bool:
     secret = load_cipher(session).decrypt_text(
         user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
     )
-    return _second_factor(session, user, verify_totp(secret, code), "totp")
+    step = totp_step(secret, code)
+    # A code is good once: one seen at or before the last accepted step is a replay.
+    fresh = step is not None and (user.totp_last_step is None or step > user.totp_last_step)
+    if fresh:
+        user.totp_last_step = step
+    return _second_factor(session, user, fresh, "totp")
 
 
 def check_message_code(*, session: Session, user_id: int, code: str) -> bool:
@@ -142,8 +147,10 @@ def _second_factor(session: Session, user: User, ok: bool, stage: str) -> bool:
 def enrol_totp(*, session: Session, user_id: int, secret: str, code: str) -> bool:
     """Store a new TOTP secret once the user proves their app shows the right code."""
     user = session.get(User, user_id)
-    if user is None or not verify_totp(secret, code):
+    step = totp_step(secret, code)
+    if user is None or step is None:
         return False
+    user.totp_last_step = step  # the enrolment code cannot then be replayed to sign in
     user.totp_secret_enc = load_cipher(session).encrypt(
         secret, table="users", column="totp_secret", row_id=user.id
     )

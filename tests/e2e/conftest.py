@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pyotp
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+import factories
 from cims.config import PROJECT_ROOT
 from cims.security.crypto import load_cipher
 from cims.security.models import User
@@ -143,8 +143,9 @@ def totp_for(e2e_db: str) -> Callable[[str], str]:
             secret = load_cipher(session).decrypt_text(
                 user.totp_secret_enc, table="users", column="totp_secret", row_id=user.id
             )
+            last_step = user.totp_last_step
         engine.dispose()
-        return pyotp.TOTP(secret).now()
+        return factories.fresh_totp(secret, last_step)
 
     return code
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pyotp
 from sqlalchemy import func, select
@@ -75,7 +76,10 @@ def test_staff_without_totp_must_enrol_first(session: Session) -> None:
         session=session, user_id=user.id, secret=secret, code=pyotp.TOTP(secret).now()
     )
     assert user.mfa_enrolled_at is not None
-    assert signin.check_totp(session=session, user_id=user.id, code=pyotp.TOTP(secret).now())
+    # The code that enrolled cannot sign in again; the next one can.
+    assert not signin.check_totp(session=session, user_id=user.id, code=pyotp.TOTP(secret).now())
+    upcoming = pyotp.TOTP(secret).at(time.time() + 30)
+    assert signin.check_totp(session=session, user_id=user.id, code=upcoming)
 
 
 def test_patients_sign_in_with_password_only(session: Session) -> None:
@@ -98,3 +102,13 @@ def test_idle_and_revoked_sessions_are_refused(session: Session) -> None:
     other_id, _ = signin.start_session(session=session, user_id=user.id)
     signin.end_session(session=session, session_id=other_id)
     assert not signin.touch_session(session=session, session_id=other_id)
+
+
+def test_a_totp_code_works_once(session: Session) -> None:
+    from cims.security.mfa import totp_code
+
+    user = factories.user(session, "doctor", totp_secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    code = totp_code("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    assert signin.check_totp(session=session, user_id=user.id, code=code)
+    # Someone who saw the code over the shoulder cannot use it again, even within its 30 s.
+    assert not signin.check_totp(session=session, user_id=user.id, code=code)
