@@ -17,11 +17,11 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy cims analytics models
 
-e2e: $(STAMP) ## real-browser journeys (installs Debian chromium if missing)
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian chromium ..."; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
-	  || { echo "could not install chromium"; exit 1; }; }
+e2e: $(STAMP) ## real-browser journeys (installs Debian chromium and CJK fonts if missing)
+	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q . || { \
+	  echo "installing Debian chromium and CJK fonts (Chinese names must not print as boxes) ..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	    fonts-noto-cjk) >/dev/null || { echo "could not install chromium"; exit 1; }; }
 	$(PY) -m pytest -q -p no:cacheprovider tests/e2e --e2e
 
 bench: $(STAMP) ## benchmarks: each prints one JSON line

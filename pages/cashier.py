@@ -10,14 +10,16 @@ from cims.billing import invoices as inv
 from cims.billing.catalogue import BillingRefused, to_money
 from cims.billing.models import PAYMENT_METHODS
 from cims.billing.payments import take_payment
+from cims.billing.printing import print_invoice, print_receipt
 from cims.billing.refunds import approve_refund, list_waiting_refunds, reject_refund, request_refund
 from cims.db import session_scope
 from cims.patients.search import search_patients
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
+from ui.downloads import deferred
 from ui.errors import run_safely
 from ui.format import money, when
-from ui.i18n import tr
+from ui.i18n import language, tr
 
 FLASH, HITS = "cashier_flash", "cashier_hits"
 actor = page_guard(Privilege.TAKE_PAYMENTS)
@@ -102,6 +104,26 @@ def refund_form(bill: inv.InvoiceView) -> None:
             reason=reason, idempotency_key=idempotency_key)  # fmt: skip
 
 
+def printouts(bill: inv.InvoiceView) -> None:
+    """The invoice and each payment's receipt as PDF, built (and audited) on click."""
+    cols = st.columns(1 + len(bill.payments))
+    lang = language()
+    cols[0].download_button(
+        tr("cashier.invoice_pdf"), deferred(actor, print_invoice, invoice_id=bill.invoice_id,
+        language=lang), file_name=f"{bill.invoice_no}.pdf", mime="application/pdf",
+        icon=":material/receipt_long:", key=f"cashier_pdf_{bill.invoice_id}", on_click="ignore",
+    )  # fmt: skip
+    for col, pay in zip(cols[1:], bill.payments, strict=True):
+        if pay.status in ("succeeded", "partly_refunded", "refunded"):
+            col.download_button(
+                tr("cashier.receipt_pdf", amount=money(pay.amount)), deferred(actor,
+                print_receipt, payment_id=pay.payment_id, language=lang),
+                file_name=f"receipt-{pay.payment_id}.pdf", mime="application/pdf",
+                icon=":material/receipt:", key=f"cashier_receipt_{pay.payment_id}",
+                on_click="ignore",
+            )  # fmt: skip
+
+
 def invoice_panel(bill: inv.InvoiceView) -> None:
     status = tr(f"invoice_status.{bill.status}")
     st.markdown(f"**{bill.invoice_no}** · {status} · " + tr(
@@ -109,6 +131,7 @@ def invoice_panel(bill: inv.InvoiceView) -> None:
         due=money(bill.patient_amount), paid=money(bill.paid_amount), balance=money(bill.balance),
     ))  # fmt: skip
     table(list(bill.lines), item=lambda x: x.description, quantity=lambda x: x.quantity, **AMOUNTS)
+    printouts(bill)
     if bill.status == "draft" and st.button(tr("cashier.issue"), key="cashier_issue"):
         act(inv.issue_invoice, "cashier.issued", invoice_id=bill.invoice_id)
     if bill.status in inv.PAYABLE:

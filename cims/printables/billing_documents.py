@@ -96,7 +96,7 @@ def invoice_pdf(doc: InvoiceDocument, language: str) -> bytes:
             language,
             issued=_when(doc.issued_at),
             due=doc.due_date.isoformat() if doc.due_date else "—",
-            status=t(f"invoice.{doc.status}", language),
+            status=t(f"invoice_status.{doc.status}", language),
         ),
     )
     head = tuple(
