@@ -4,6 +4,8 @@ import streamlit as st
 
 from cims.base import utcnow
 from cims.db import session_scope
+from cims.engagement.consultation import count_my_unread_replies
+from cims.engagement.reminders import count_unread_reminders
 from cims.portal.service import portal_overview
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
@@ -13,9 +15,17 @@ from ui.i18n import tr
 actor = page_guard(Privilege.PORTAL_SELF)
 with session_scope() as db:
     overview = portal_overview(session=db, actor=actor, now=utcnow())
+    reminders_waiting = count_unread_reminders(session=db, actor=actor)
+    replies_unread = count_my_unread_replies(session=db, actor=actor)
 
 st.title(tr("patient.title", name=overview.patient_name))
 st.caption(tr("patient.mrn", mrn=overview.mrn))
+if reminders_waiting:
+    st.info(
+        tr("patient.reminders_waiting", count=reminders_waiting), icon=":material/notifications:"
+    )
+if replies_unread:
+    st.info(tr("patient.messages_unread", count=replies_unread), icon=":material/forum:")
 st.subheader(tr("patient.appointments"))
 if overview.appointments:
     st.dataframe(
