@@ -1,0 +1,230 @@
+"""Synthea CSV import: both layouts, idempotency, rejections, all-or-nothing, no plaintext."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+import factories
+from cims.governance.models import ImportRun
+from cims.interop import synthea
+from cims.interop.synthea import InvalidImport, import_synthea
+from cims.patients.models import Patient, PatientIdentifier
+from cims.security.crypto import load_cipher
+from cims.security.models import User
+from cims.security.passwords import verify_password
+from cims.security.rbac import AccessDenied
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea"
+SAMPLE_A, SAMPLE_C = DATA / "sample_a", DATA / "sample_c"
+
+
+def _rows(path: Path) -> int:
+    with path.open(encoding="utf-8") as handle:
+        return sum(1 for _ in handle) - 1
+
+
+@pytest.fixture(scope="module")
+def imported(fresh_database: Callable[[str], str]) -> Iterator[tuple[str, dict[str, object]]]:
+    """A database holding both samples, committed; with the two import reports."""
+    from cims.security.bootstrap import ensure_roles_and_privileges
+
+    url = fresh_database("interop")
+    engine = create_engine(url)
+    with Session(engine) as session:
+        ensure_roles_and_privileges(session)
+        admin = factories.actor(session, "admin")
+        reports = {
+            name: import_synthea(session=session, actor=admin, folder=folder)
+            for name, folder in (("a", SAMPLE_A), ("c", SAMPLE_C))
+        }
+        session.commit()
+    engine.dispose()
+    yield url, reports
+
+
+def test_sample_a_2x_layout_imports_every_row(imported: tuple[str, dict[str, object]]) -> None:
+    report = imported[1]["a"]
+    assert isinstance(report, synthea.ImportReport)
+    assert report.layout == "synthea-2.x"
+    assert report.rejected_counts == {}
+    added = report.added
+    assert added["patients"] == _rows(SAMPLE_A / "patients.csv") == 115
+    assert added["encounters"] == _rows(SAMPLE_A / "encounters.csv") == 4402
+    assert added["diagnoses"] == added["problems"] == _rows(SAMPLE_A / "conditions.csv")
+    assert added["prescriptions"] == _rows(SAMPLE_A / "medications.csv")
+    assert added["procedures"] == _rows(SAMPLE_A / "procedures.csv") + _rows(
+        SAMPLE_A / "immunizations.csv"
+    )
+    assert added["allergies"] == _rows(SAMPLE_A / "allergies.csv")
+    assert added["treatment_plans"] == _rows(SAMPLE_A / "careplans.csv")
+    assert added["departments"] == _rows(SAMPLE_A / "organizations.csv")
+    assert added["users"] == _rows(SAMPLE_A / "providers.csv")
+    # Known files without a CIMS table are reported, not silently dropped.
+    assert set(report.unknown["unmapped_files"]) == {
+        "devices.csv",
+        "supplies.csv",
+        "imaging_studies.csv",
+    }
+
+
+def test_sample_c_newest_layout_with_claims(imported: tuple[str, dict[str, object]]) -> None:
+    report = imported[1]["c"]
+    assert isinstance(report, synthea.ImportReport)
+    assert report.layout == "synthea-3.x"
+    assert report.rejected_counts == {}
+    added = report.added
+    assert added["patients"] == 11
+    assert added["encounters"] == _rows(SAMPLE_C / "encounters.csv")
+    assert added["observations"] == _rows(SAMPLE_C / "observations.csv")
+    assert added["invoices"] == _rows(SAMPLE_C / "claims.csv")
+    assert added["charges"] + added["payments"] == _rows(SAMPLE_C / "claims_transactions.csv")
+    assert report.unknown["columns"] == {}
+
+
+def test_imported_rows_keep_codes_units_and_identifiers(
+    imported: tuple[str, dict[str, object]],
+) -> None:
+    engine = create_engine(imported[0])
+    with Session(engine) as session:
+        systems = set(session.scalars(text("SELECT DISTINCT code_system FROM diagnoses")))
+        assert systems == {"SNOMED-CT"}
+        units = session.scalar(text("SELECT count(*) FROM observations WHERE unit IS NOT NULL"))
+        assert units and units > 2000
+        kinds = dict(
+            session.execute(
+                text("SELECT encounter_type, count(*) FROM encounters GROUP BY encounter_type")
+            ).all()
+        )
+        assert set(kinds) == {"outpatient", "inpatient", "emergency"}
+        # SSN kept encrypted with a blind index; decrypts to the file's value.
+        cipher = load_cipher(session)
+        row = session.scalars(
+            select(PatientIdentifier).where(PatientIdentifier.system == "us-ssn").limit(1)
+        ).one()
+        ssn = cipher.decrypt_text(
+            row.value_enc, table="patient_identifiers", column="value", row_id=row.id
+        )
+        assert ssn.startswith("999-") and row.value_bidx == cipher.blind_index(
+            ssn, purpose="us-ssn"
+        )
+        # Imported clinicians can never sign in.
+        clinician = session.scalars(
+            select(User).where(User.username.like("synthea\\_%")).limit(1)
+        ).one()
+        assert not clinician.is_active and not verify_password("x", clinician.password_hash)
+    engine.dispose()
+
+
+def test_second_import_adds_nothing(imported: tuple[str, dict[str, object]]) -> None:
+    engine = create_engine(imported[0])
+    with Session(engine) as session:
+        before = session.scalar(select(func.count(Patient.id)))
+        report = import_synthea(
+            session=session, actor=factories.actor(session, "data_staff"), folder=SAMPLE_C
+        )
+        assert report.rows_added == 0
+        assert report.skipped["encounters"] == _rows(SAMPLE_C / "encounters.csv")
+        assert session.scalar(select(func.count(Patient.id))) == before
+        session.rollback()
+    engine.dispose()
+
+
+def test_pg_dump_holds_no_plaintext_identifiers(imported: tuple[str, dict[str, object]]) -> None:
+    from cims.embedded import postgres_bin_dir
+
+    url = imported[0]
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    dump = subprocess.run(
+        [str(postgres_bin_dir() / "pg_dump"), "--data-only", "--dbname", plain],
+        capture_output=True,
+        check=True,
+    ).stdout.decode("utf-8", "replace")
+    assert "COPY public.patient_identifiers" in dump
+    secrets: list[str] = []
+    for folder in (SAMPLE_A, SAMPLE_C):
+        with (folder / "patients.csv").open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                secrets += [row[k] for k in ("SSN", "DRIVERS", "PASSPORT", "ADDRESS") if row[k]]
+    assert len(secrets) > 400
+    assert [value for value in secrets if value in dump] == []
+
+
+def _copy_sample(tmp_path: Path) -> Path:
+    folder = tmp_path / "export"
+    shutil.copytree(SAMPLE_C, folder)
+    return folder
+
+
+def test_bad_rows_are_rejected_with_file_line_and_reason(session: Session, tmp_path: Path) -> None:
+    folder = _copy_sample(tmp_path)
+    encounters = folder / "encounters.csv"
+    lines = encounters.read_text(encoding="utf-8").splitlines()
+    orphan = lines[1].split(",")
+    orphan[0], orphan[3] = "11111111-2222-3333-4444-555555555555", "no-such-patient"
+    encounters.write_text("\n".join([*lines, ",".join(orphan)]) + "\n", encoding="utf-8")
+    conditions = folder / "conditions.csv"
+    rows = conditions.read_text(encoding="utf-8").splitlines()
+    broken = rows[1].split(",")
+    broken[0] = "not-a-date"
+    rows[1] = ",".join(broken)
+    conditions.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (folder / "widgets.csv").write_text("A,B\n1,2\n", encoding="utf-8")
+    meds = folder / "medications.csv"
+    med_lines = meds.read_text(encoding="utf-8").splitlines()
+    meds.write_text(
+        "\n".join([med_lines[0] + ",EXTRA"] + [m + ",x" for m in med_lines[1:]]) + "\n",
+        encoding="utf-8",
+    )
+
+    report = import_synthea(session=session, actor=factories.actor(session, "admin"), folder=folder)
+    assert report.rejected["encounters"] == [
+        {"line": len(lines) + 1, "reason": "PATIENT not found"}
+    ]
+    assert report.rejected["conditions"] == [{"line": 2, "reason": "bad START"}]
+    assert report.added["encounters"] == len(lines) - 1
+    assert report.added["diagnoses"] == len(rows) - 2
+    assert report.unknown["files"] == ["widgets.csv"]
+    assert report.unknown["columns"] == {"medications.csv": ["EXTRA"]}
+    assert "encounters.csv," in report.rejected_csv()
+    run = session.get(ImportRun, report.run_id)
+    assert run is not None and run.status == "succeeded"
+    assert run.rejected == {
+        "counts": {"encounters": 1, "conditions": 1},
+        "rows": report.rejected,
+    }
+
+
+def test_a_failure_mid_import_leaves_nothing(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = factories.actor(session, "admin")
+    tables = ("patients", "encounters", "diagnoses", "import_links", "import_runs")
+    before = {t: session.scalar(text(f"SELECT count(*) FROM {t}")) for t in tables}
+
+    def crash(_ctx: object) -> None:
+        raise RuntimeError("disk full")
+
+    loaders = tuple((s, crash if s == "medications" else f) for s, f in synthea._LOADERS)
+    monkeypatch.setattr(synthea, "_LOADERS", loaders)
+    # The import's transaction (a savepoint here, as in any caller's session) rolls back whole.
+    attempt = session.begin_nested()
+    with pytest.raises(RuntimeError):
+        import_synthea(session=session, actor=admin, folder=SAMPLE_C)
+    attempt.rollback()
+    assert {t: session.scalar(text(f"SELECT count(*) FROM {t}")) for t in tables} == before
+
+
+def test_refusals(session: Session, tmp_path: Path) -> None:
+    with pytest.raises(InvalidImport) as refused:
+        import_synthea(session=session, actor=factories.actor(session, "admin"), folder=tmp_path)
+    assert refused.value.problems == ["import.no_patients_file"]
+    with pytest.raises(AccessDenied):
+        import_synthea(session=session, actor=factories.actor(session, "nurse"), folder=SAMPLE_C)
