@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cims import migrate
 from cims.base import utcnow
 from cims.config import get_settings
-from cims.governance.models import Backup
+from cims.ops.backup_store import backup_dir, list_backups
 from cims.ops.scheduler import HEARTBEAT
 from cims.security.models import AuditEvent, AuditSeal, SystemFlag
 
@@ -71,16 +71,16 @@ def _disk(name: str, folder: Path | None) -> Check | None:
     return Check(name, level, "health.disk", {"path": str(folder), "free_gb": free_gb})
 
 
-def _backup(session: Session, now: dt.datetime) -> Check:
-    last = session.scalar(
-        select(Backup).where(Backup.status == "succeeded").order_by(Backup.finished_at.desc())
-    )
-    if last is None or last.finished_at is None:
+def _backup(folder: Path, now: dt.datetime) -> Check:
+    """The newest finished backup file (its manifest's time) and whether it verified."""
+    entries = list_backups(folder)
+    if not entries:
         return Check("backup", "warn", "health.backup_none")
-    hours = round((now - last.finished_at).total_seconds() / 3600, 1)
-    if last.verify_status == "failed":
+    newest = entries[0]
+    hours = round((now - newest.created_at).total_seconds() / 3600, 1)
+    if newest.verification is not None and not newest.verification.get("ok", False):
         return Check("backup", "fail", "health.backup_verify_failed", {"hours": hours})
-    level: Level = "ok" if now - last.finished_at <= BACKUP_MAX_AGE else "fail"
+    level: Level = "ok" if now - newest.created_at <= BACKUP_MAX_AGE else "fail"
     return Check("backup", level, "health.backup_age", {"hours": hours})
 
 
@@ -104,20 +104,24 @@ def _scheduler(session: Session, now: dt.datetime) -> Check:
     return Check("scheduler", level, "health.scheduler_beat", {"seconds": seconds})
 
 
-def health_report(engine: Engine, *, now: dt.datetime | None = None) -> list[Check]:
+def health_report(
+    engine: Engine, *, now: dt.datetime | None = None, backups: Path | None = None
+) -> list[Check]:
     """Every check, in a fixed order; later checks are skipped if the database is down."""
     now = now or utcnow()
     settings = get_settings()
+    backups = backups or backup_dir(settings)
     checks = [_database(engine)]
     if checks[0].level == "fail":
         return checks
     checks.append(_migrations(engine))
-    for name, folder in (("disk_data", settings.data_dir), ("disk_backups", settings.backup_dir)):
+    for name, folder in (("disk_data", settings.data_dir), ("disk_backups", backups)):
         disk = _disk(name, folder)
         if disk is not None:
             checks.append(disk)
     with Session(engine) as session:
-        checks += [_backup(session, now), _audit_chain(session, now), _scheduler(session, now)]
+        checks.append(_backup(backups, now))
+        checks += [_audit_chain(session, now), _scheduler(session, now)]
     return checks
 
 

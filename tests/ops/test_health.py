@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, insert
@@ -14,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from cims.base import utcnow
 from cims.config import PROJECT_ROOT
-from cims.governance.models import Backup
 from cims.ops import scheduler
+from cims.ops.backup import SUFFIX, manifest_path, verify_record_path
 from cims.ops.health import health_report, overall
 from cims.security.models import AuditEvent
 
@@ -33,10 +35,10 @@ def _levels(engine: Engine, now: dt.datetime | None = None) -> dict[str, str]:
 
 
 def test_a_fresh_installation_warns_about_backups_and_the_scheduler(
-    health_db: tuple[str, Engine],
+    health_db: tuple[str, Engine], tmp_path: Path
 ) -> None:
     _, engine = health_db
-    levels = _levels(engine)
+    levels = {c.name: c.level for c in health_report(engine, backups=tmp_path)}
     assert levels["database"] == levels["migrations"] == levels["disk_data"] == "ok"
     assert levels["backup"] == "warn" and levels["scheduler"] == "warn"
     scheduler.beat(engine)
@@ -44,26 +46,33 @@ def test_a_fresh_installation_warns_about_backups_and_the_scheduler(
     assert _levels(engine, utcnow() + dt.timedelta(minutes=10))["scheduler"] == "warn"
 
 
+def _backup_file(folder: Path, made: dt.datetime, verified: bool | None = None) -> None:
+    """A finished backup as the backup module leaves it: file, manifest, verification."""
+    path = folder / f"cims-{made:%Y%m%d-%H%M%S}{SUFFIX}"
+    path.write_bytes(b"encrypted")
+    manifest_path(path).write_text(json.dumps({"created_at": made.isoformat()}))
+    if verified is not None:
+        verify_record_path(path).write_text(json.dumps({"ok": verified}))
+
+
 def test_an_old_or_unverified_backup_fails_and_a_recent_one_passes(
-    health_db: tuple[str, Engine],
+    health_db: tuple[str, Engine], tmp_path: Path
 ) -> None:
     _, engine = health_db
     now = utcnow()
-    with Session(engine) as db, db.begin():
-        db.add(Backup(status="succeeded", finished_at=now - dt.timedelta(hours=30)))
-    assert _levels(engine, now)["backup"] == "fail"
-    with Session(engine) as db, db.begin():
-        db.add(Backup(status="succeeded", finished_at=now - dt.timedelta(hours=2)))
-    checks = health_report(engine, now=now)
-    assert {c.name: c.level for c in checks}["backup"] == "ok"
-    with Session(engine) as db, db.begin():
-        db.add(
-            Backup(
-                status="succeeded", finished_at=now - dt.timedelta(hours=1), verify_status="failed"
-            )
-        )
-    assert _levels(engine, now)["backup"] == "fail"
-    assert overall(health_report(engine, now=now)) == "fail"
+
+    def level() -> str:
+        checks = health_report(engine, now=now, backups=tmp_path)
+        return {c.name: c.level for c in checks}["backup"]
+
+    assert level() == "warn"  # none yet
+    _backup_file(tmp_path, now - dt.timedelta(hours=30))
+    assert level() == "fail"
+    _backup_file(tmp_path, now - dt.timedelta(hours=2), verified=True)
+    assert level() == "ok"
+    _backup_file(tmp_path, now - dt.timedelta(hours=1), verified=False)
+    assert level() == "fail"
+    assert overall(health_report(engine, now=now, backups=tmp_path)) == "fail"
 
 
 def test_audit_rows_left_unsealed_are_a_warning(health_db: tuple[str, Engine]) -> None:
@@ -84,11 +93,12 @@ def test_an_unreachable_database_is_one_failing_check() -> None:
     engine.dispose()
 
 
-def test_the_health_command_exits_non_zero_on_a_failure(health_db: tuple[str, Engine]) -> None:
-    url, engine = health_db
-    with Session(engine) as db, db.begin():
-        db.add(Backup(status="succeeded", finished_at=utcnow() - dt.timedelta(days=3)))
-    env = dict(os.environ, CIMS_DATABASE_URL=url)
+def test_the_health_command_exits_non_zero_on_a_failure(
+    health_db: tuple[str, Engine], tmp_path: Path
+) -> None:
+    url, _ = health_db
+    _backup_file(tmp_path, utcnow() - dt.timedelta(days=3))
+    env = dict(os.environ, CIMS_DATABASE_URL=url, CIMS_BACKUP_DIR=str(tmp_path))
     done = subprocess.run(
         [sys.executable, "-m", "cims", "health"],
         cwd=PROJECT_ROOT,
