@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analytics.jobs import register_analytics_jobs
 from cims.config import get_settings
 from cims.db import get_engine
 from cims.logs import configure_logging
@@ -20,5 +21,6 @@ def start_background_jobs() -> bool:
     """
     configure_logging(get_settings().log_level)
     ensure_sealer(get_engine())
+    register_analytics_jobs()
     ensure_scheduler(get_engine())
     return True
