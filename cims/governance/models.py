@@ -158,4 +158,3 @@ class ImportLink(Base):
     target_table: Mapped[str]
     target_id: Mapped[int] = mapped_column(BigInteger)
     run_id: Mapped[int | None] = fk("import_runs.id", index=True)
-
