@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -114,3 +115,42 @@ def test_migrate_check_reports_pending_migrations(fresh_database: Callable[[str]
     behind = check()
     assert behind.returncode == 1 and "pending: database at 0003" in behind.stdout
     assert migrate.current_revision(url) == "0003"  # --check changed nothing
+
+
+def test_an_upgrade_of_a_database_with_patients_takes_a_backup_first(
+    fresh_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from cims.config import PROJECT_ROOT
+    from cims.ops.backup import SUFFIX
+
+    url = fresh_database("upgrade_backup")
+    migrate.downgrade(url, "0005")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO patients (mrn, family_name, given_name, full_name, sex,"
+                    " id_type, nationality, insurance_type, blood_type, is_unidentified,"
+                    " registered_at) VALUES ('0000000018', '李', '雷', '李雷', 'M',"
+                    " 'resident_id', 'CN', 'self_pay', 'unknown', false, now())"
+                )
+            )
+    finally:
+        engine.dispose()
+    done = subprocess.run(
+        [sys.executable, "-m", "cims", "init-db"],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ, CIMS_DATABASE_URL=url, CIMS_BACKUP_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "backing up first" in done.stderr
+    assert len(list(tmp_path.glob(f"*{SUFFIX}"))) == 1
+    assert migrate.current_revision(url) == migrate.head_revision()

@@ -8,6 +8,7 @@ import uuid
 import qrcode
 import streamlit as st
 
+from cims.config import get_settings
 from cims.db import session_scope
 from cims.security import otp_channel, signin
 from cims.security.mfa import new_totp_secret, provisioning_uri
@@ -247,7 +248,14 @@ def sync_cookie() -> None:
     operation, payload = pending
     if operation == "set":
         token, expires = payload
-        manager.set(COOKIE, token, expires_at=expires, same_site="strict", key="cims_cookie_set")
+        manager.set(
+            COOKIE,
+            token,
+            expires_at=expires,
+            same_site="strict",
+            secure=get_settings().env == "production",  # production is served behind TLS
+            key="cims_cookie_set",
+        )
     else:
         # Overwrite with an already expired cookie: the manager's own delete only knows
         # cookies it has read back from the browser in an earlier run.

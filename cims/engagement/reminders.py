@@ -353,3 +353,39 @@ def snooze_reminder(
         detail={"hours": hours},
     )
     return _view(row)
+
+
+def alert_admins(
+    bind: Any, *, rule_code: str, event_key: str, message_key: str, params: dict[str, Any]
+) -> int:
+    """Raise a reminder for every active administrator, in its own transaction.
+
+    For operational failures (a backup that did not verify): the failing job's own
+    transaction rolls back, so the alert must not depend on it. Once per event.
+    """
+    from cims.security.models import Role, User, UserRole
+
+    admins = (
+        select(User.id)
+        .join(UserRole, UserRole.user_id == User.id)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(Role.code == "admin", User.is_active)
+    )
+    with Session(bind) as own, own.begin():
+        rows = [
+            {
+                "rule_code": rule_code,
+                "event_key": event_key,
+                "recipient_user_id": user_id,
+                "message_key": message_key,
+                "params": params,
+                "status": "new",
+            }
+            for user_id in own.scalars(admins)
+        ]
+        if not rows:
+            return 0
+        created = own.execute(
+            insert(Reminder).values(rows).on_conflict_do_nothing().returning(Reminder.id)
+        ).all()
+    return len(created)

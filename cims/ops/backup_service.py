@@ -133,6 +133,19 @@ def _skipped_in_tests() -> bool:
     return settings.env == "test" and settings.backup_dir is None
 
 
+def _alert(session: Session, event_key: str, message_key: str, params: dict[str, Any]) -> None:
+    """Tell every administrator through their inbox (kept even though the job rolls back)."""
+    from cims.engagement.reminders import alert_admins
+
+    alert_admins(
+        session.get_bind(),
+        rule_code="backup_alert",
+        event_key=event_key,
+        message_key=message_key,
+        params=params,
+    )
+
+
 def scheduled_backup(session: Session, now: dt.datetime) -> dict[str, Any]:
     """Scheduler job: the daily backup, then retention."""
     if _skipped_in_tests():
@@ -147,9 +160,16 @@ def scheduled_verify(session: Session, now: dt.datetime) -> dict[str, Any]:
         return {"skipped": "test run without CIMS_BACKUP_DIR"}
     entries = list_backups(_folder(None))
     if not entries:
+        _alert(session, f"none:{now:%Y-%m-%d}", "reminder.backup_missing", {})
         raise BackupVerificationFailed("there is no backup to verify")
     report = _run_verify(session, None, entries[0].path, _session_url(session))
     if not report.ok:
+        _alert(
+            session,
+            f"verify:{entries[0].name}",
+            "reminder.backup_failed",
+            {"file": entries[0].name, "problems": len(report.problems)},
+        )
         # The job's transaction rolls back when it fails: keep the failure on record.
         audit.record_separately(
             session.get_bind(), None, "backup.verify", username="system", outcome="failure",

@@ -3,8 +3,9 @@
 Each job has one slot a day (hospital-local time, ``settings.daily_jobs_at``) or one every
 N minutes. A process claims a slot by inserting ``(job, scheduled_for)`` into ``job_runs``,
 whose unique constraint lets exactly one claimant win however many processes race for it;
-the winner runs the job in its own transaction and records how it ended. A process that was down at
-the slot time claims it at its next tick, so a missed night still runs once.
+the winner runs the job in its own transaction, holding a PostgreSQL advisory lock per job
+(so a slow run is never overlapped by the next slot's), and records how it ended. A process
+that was down at the slot time claims it at its next tick, so a missed night still runs once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
@@ -150,7 +151,13 @@ def run_due_jobs(
             continue
         try:
             with Session(engine) as session, session.begin():
-                detail = job.run(session, now)
+                # A slow run of this job (an earlier slot, another process) still holding its
+                # advisory lock means this slot is skipped rather than run alongside it.
+                locked = session.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"),
+                    {"name": f"cims.job.{job.name}"},
+                )
+                detail = job.run(session, now) if locked else {"skipped": "still running"}
         except Exception as error:  # recorded, and the next slot tries again
             log.exception("job %s failed", job.name)
             _finish(engine, run_id, "failed", {"error": type(error).__name__})

@@ -16,6 +16,7 @@ from test_pages import _signed_in_page
 
 import factories
 from cims.config import get_settings
+from cims.engagement.models import Reminder
 from cims.governance.models import JobRun
 from cims.ops import scheduler
 from cims.ops.backup_format import generate_key_pair
@@ -84,7 +85,10 @@ def test_daily_backup_and_verification_run_and_a_failure_is_on_record(
         actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
         assert {"backup.create", "backup.verify"} <= set(actions)
 
-    # The next night's backup is damaged before its verification: the job fails, on record.
+    # The next night's backup is damaged before its verification: the job fails, on record,
+    # and every administrator finds it in their inbox.
+    with Session(jobs_engine) as session, session.begin():
+        admin_id = factories.user(session, "admin", username="night_admin").id
     later = now + dt.timedelta(days=1)
     scheduler.run_due_jobs(jobs_engine, now=later, jobs=BACKUP_JOBS[:1])
     newest = list_backups(backup_env)[0].path
@@ -106,6 +110,10 @@ def test_daily_backup_and_verification_run_and_a_failure_is_on_record(
             .order_by(AuditEvent.id.desc())
         )
         assert outcome == "failure"
+        alerts = session.scalars(
+            select(Reminder.message_key).where(Reminder.recipient_user_id == admin_id)
+        ).all()
+        assert alerts == ["reminder.backup_failed"]
 
 
 @pytest.fixture(scope="module")

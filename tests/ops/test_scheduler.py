@@ -109,3 +109,30 @@ def test_dormant_accounts_are_disabled_by_the_daily_job(jobs_engine: Engine) -> 
         assert audited == 1
         run = session.scalar(select(JobRun).where(JobRun.job == "disable_dormant_accounts"))
         assert run is not None and run.status == "succeeded" and run.detail == {"disabled": 1}
+
+
+def test_two_scheduler_processes_run_each_job_once(
+    jobs_engine: Engine,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from cims.config import PROJECT_ROOT
+
+    env = dict(os.environ, CIMS_DATABASE_URL=jobs_engine.url.render_as_string(False))
+    command = [sys.executable, "-m", "cims", "jobs", "run-due"]
+    processes = [
+        subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert all(p.returncode in (0, 1) for p in processes), outputs
+    with Session(jobs_engine) as session:
+        runs = session.execute(
+            select(JobRun.job, JobRun.scheduled_for, func.count()).group_by(
+                JobRun.job, JobRun.scheduled_for
+            )
+        ).all()
+    assert runs and all(count == 1 for _, _, count in runs)
+    assert {job.name for job in scheduler.JOBS} <= {job for job, _, _ in runs}

@@ -14,7 +14,7 @@ flush for its id, add the link) on a slice of the same export, in the same run.
 
 Last stdout line is one JSON object.
 
-    .venv/bin/python bench/synthea_import.py [--replicas N] [--orm-patients P]
+    .venv/bin/python bench/import.py [--replicas N] [--orm-patients P]
 """
 
 from __future__ import annotations
