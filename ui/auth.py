@@ -14,6 +14,7 @@ from cims.security import otp_channel, signin
 from cims.security.mfa import new_totp_secret, provisioning_uri
 from cims.security.rbac import Actor, Privilege
 from ui.i18n import language_switch, tr
+from ui.portal_signup import render_patient_account_help
 
 ACTOR = "actor"
 SESSION_ID = "auth_session_id"
@@ -101,6 +102,7 @@ def render_sign_in() -> None:
             _show_recovery_codes()
         else:
             _password_form()
+            render_patient_account_help()
 
 
 def _password_form() -> None:

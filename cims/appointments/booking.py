@@ -85,12 +85,17 @@ def generate_slots(session: Session, *, start: dt.date, days: int = 28) -> int:
                     }
                 )
                 moment += step
-    if not rows:
-        return 0
-    created = session.execute(
-        insert(Slot).values(rows).on_conflict_do_nothing().returning(Slot.id)
-    ).all()
-    return len(created)
+    created = 0
+    for start_at in range(0, len(rows), 2000):  # a statement holds at most 65,535 parameters
+        created += len(
+            session.execute(
+                insert(Slot)
+                .values(rows[start_at : start_at + 2000])
+                .on_conflict_do_nothing()
+                .returning(Slot.id)
+            ).all()
+        )
+    return created
 
 
 def _open_slots(

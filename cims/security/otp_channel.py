@@ -64,11 +64,21 @@ def channel() -> MessageChannel | None:
     return OutboxChannel() if get_settings().message_codes == "outbox" else None
 
 
-def send_code(*, session: Session, user_id: int, via: MessageChannel | None = None) -> bool:
-    """Send a fresh code unless one went out under a minute ago or the hourly cap is hit."""
+def send_code(
+    *,
+    session: Session,
+    user_id: int,
+    via: MessageChannel | None = None,
+    pending_ok: bool = False,
+) -> bool:
+    """Send a fresh code unless one went out under a minute ago or the hourly cap is hit.
+
+    ``pending_ok`` allows an account not yet active (a patient proving who they are while
+    signing up); otherwise only active accounts get codes.
+    """
     adapter = via or channel()
     user = session.get(User, user_id)
-    if adapter is None or user is None or not user.is_active:
+    if adapter is None or user is None or not (user.is_active or pending_ok):
         return False
     now = utcnow()
     recent = session.execute(

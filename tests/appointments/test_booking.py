@@ -193,3 +193,24 @@ def test_twenty_people_booking_the_last_places_at_once_never_oversell(
             )
         )
         assert live == 3 and db.get(Slot, slot.id).booked_count == 3  # type: ignore[union-attr]
+
+
+def test_generating_a_month_of_busy_schedules_fits_in_statements(session: Session) -> None:
+    department = factories.department(session, "ENDO")
+    doctor = factories.user(session, "doctor", departments=(department.id,))
+    for weekday in range(7):  # 12 hours of one-minute slots every day: 20,160 slots
+        session.add(
+            DoctorSchedule(
+                doctor_id=doctor.id,
+                department_id=department.id,
+                weekday=weekday,
+                session="am",
+                start_time=dt.time(8, 0),
+                end_time=dt.time(20, 0),
+                slot_minutes=1,
+                capacity=1,
+                valid_from=dt.date(2031, 3, 3),
+            )
+        )
+    session.flush()
+    assert booking.generate_slots(session, start=dt.date(2031, 3, 3), days=28) == 20160
