@@ -30,7 +30,7 @@ from cims.records.notes import parse_body
 from cims.security import audit
 from cims.security.care import Basis, clinical_access
 from cims.security.crypto import load_cipher
-from cims.security.rbac import Actor, Privilege, requires
+from cims.security.rbac import AccessDenied, Actor, Privilege, requires
 
 # Key labs by LOINC code (the codes the demo and the lab interface use), in display order.
 KEY_LABS: dict[str, str] = {
@@ -230,6 +230,36 @@ class PatientSummary:
     risks: tuple[RiskItem, ...]
 
 
+def _assemble(
+    session: Session, patient: Patient, basis: Basis, today: dt.date, *, for_staff: bool
+) -> PatientSummary:
+    """The summary's parts; a patient's own view leaves out staff notes and risk scores."""
+    patient_id = patient.id
+    problems = _problems(session, patient_id)
+    labs = _labs(session, patient_id)
+    follow_ups = _follow_ups(session, patient_id, today)
+    header = Header(
+        patient.id, patient.mrn, patient.full_name, patient.sex,
+        age_on(patient.birth_date, patient.death_date or today), patient.birth_date,
+        patient.blood_type, patient.death_date is not None,
+    )  # fmt: skip
+    return PatientSummary(
+        header=header,
+        basis=basis,
+        today=today,
+        allergies=_allergies(session, patient_id),
+        problems=problems,
+        medications=_medications(session, patient_id),
+        labs=labs,
+        encounters=_encounters(session, patient_id),
+        notes=_notes(session, patient_id) if for_staff else (),
+        follow_ups=follow_ups,
+        care_gaps=_care_gaps(problems, labs, follow_ups, today),
+        billing=_billing(session, patient_id),
+        risks=_risks(session, patient_id) if for_staff else (),
+    )
+
+
 @requires(Privilege.VIEW_CLINICAL)
 def build_summary(
     *, session: Session, actor: Actor, patient_id: int, today: dt.date
@@ -239,29 +269,7 @@ def build_summary(
     patient = session.get(Patient, patient_id)
     if patient is None or patient.voided:
         raise LookupError(patient_id)
-    problems = _problems(session, patient_id)
-    labs = _labs(session, patient_id)
-    follow_ups = _follow_ups(session, patient_id, today)
-    header = Header(
-        patient.id, patient.mrn, patient.full_name, patient.sex,
-        age_on(patient.birth_date, patient.death_date or today), patient.birth_date,
-        patient.blood_type, patient.death_date is not None,
-    )  # fmt: skip
-    summary = PatientSummary(
-        header=header,
-        basis=basis,
-        today=today,
-        allergies=_allergies(session, patient_id),
-        problems=problems,
-        medications=_medications(session, patient_id),
-        labs=labs,
-        encounters=_encounters(session, patient_id),
-        notes=_notes(session, patient_id),
-        follow_ups=follow_ups,
-        care_gaps=_care_gaps(problems, labs, follow_ups, today),
-        billing=_billing(session, patient_id),
-        risks=_risks(session, patient_id),
-    )
+    summary = _assemble(session, patient, basis, today, for_staff=True)
     audit.record(
         session,
         actor,
@@ -270,6 +278,24 @@ def build_summary(
         object_type="patient",
         object_id=patient_id,
         detail={"basis": basis},
+    )
+    return summary
+
+
+@requires(Privilege.PORTAL_SELF)
+def my_summary(*, session: Session, actor: Actor, today: dt.date) -> PatientSummary:
+    """The signed-in patient's own record: everything but staff notes and risk scores."""
+    patient = session.get(Patient, actor.patient_id) if actor.patient_id else None
+    if patient is None or patient.voided:
+        raise AccessDenied(Privilege.PORTAL_SELF, actor)
+    summary = _assemble(session, patient, "self", today, for_staff=False)
+    audit.record(
+        session,
+        actor,
+        "portal.view_record",
+        patient_id=patient.id,
+        object_type="patient",
+        object_id=patient.id,
     )
     return summary
 
