@@ -1,4 +1,4 @@
-"""My account: change my password, get new recovery codes."""
+"""My account: change my password, new recovery codes; patients turn two-step sign-in on."""
 
 import streamlit as st
 
@@ -6,6 +6,7 @@ from cims.db import session_scope
 from cims.security import signin
 from ui.auth import page_guard, sign_out
 from ui.i18n import tr
+from ui.two_step import two_step_section
 
 actor = page_guard()
 st.title(tr("account.title"))
@@ -31,6 +32,9 @@ if submitted:
         else:
             sign_out()
             st.rerun()
+
+if "patient" in actor.roles:
+    two_step_section(actor)
 
 if "patient" not in actor.roles:
     st.subheader(tr("account.recovery_codes"))

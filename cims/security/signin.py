@@ -64,9 +64,10 @@ def check_password(*, session: Session, username: str, password: str) -> Passwor
         return PasswordResult(user_id=None, error=error)
     assert user is not None
     staff = user.kind == "staff"
+    # Staff must have a second factor; a patient has one if they turned it on.
     return PasswordResult(
         user_id=user.id,
-        needs_totp=staff and user.totp_secret_enc is not None,
+        needs_totp=user.totp_secret_enc is not None,
         needs_enrolment=staff and user.totp_secret_enc is None,
     )
 
@@ -176,7 +177,7 @@ def start_session(*, session: Session, user_id: int) -> tuple[uuid.UUID, Actor]:
     lifetime = dt.timedelta(hours=get_settings().session_absolute_hours)
     row = AuthSession(
         user_id=user.id,
-        mfa_passed_at=now if user.kind == "staff" else None,
+        mfa_passed_at=now if user.kind == "staff" or user.totp_secret_enc is not None else None,
         created_at=now,
         last_seen_at=now,
         cookie_expires_at=now + lifetime,
@@ -224,6 +225,27 @@ def revoke_user_sessions(session: Session, user_id: int, reason: str) -> int:
         .values(revoked_at=utcnow(), revoke_reason=reason)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def turn_off_own_totp(*, session: Session, user_id: int, password: str) -> bool:
+    """A patient switches their optional second factor off again (password required).
+
+    Staff cannot: for them two-step verification is mandatory (an admin resets it).
+    """
+    user = session.get(User, user_id)
+    if user is None or user.kind != "patient" or not verify_password(password, user.password_hash):
+        return False
+    user.totp_secret_enc = None
+    user.mfa_enrolled_at = None
+    audit.record(
+        session,
+        None,
+        "auth.mfa_disabled",
+        object_type="user",
+        object_id=user.id,
+        username=user.username,
+    )
+    return True
 
 
 def issue_recovery_codes(*, session: Session, user_id: int) -> list[str]:

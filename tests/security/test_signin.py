@@ -112,3 +112,31 @@ def test_a_totp_code_works_once(session: Session) -> None:
     assert signin.check_totp(session=session, user_id=user.id, code=code)
     # Someone who saw the code over the shoulder cannot use it again, even within its 30 s.
     assert not signin.check_totp(session=session, user_id=user.id, code=code)
+
+
+def test_patients_may_turn_two_step_sign_in_on_and_off(session: Session) -> None:
+    from cims.security.mfa import totp_code
+
+    patient = factories.user(
+        session, "patient", patient_id=factories.patient(session).id, totp_secret=None
+    )
+    before = signin.check_password(
+        session=session, username=patient.username, password=factories.PASSWORD
+    )
+    assert not before.needs_totp and not before.needs_enrolment
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ"
+    assert signin.enrol_totp(
+        session=session, user_id=patient.id, secret=secret, code=totp_code(secret)
+    )
+    after = signin.check_password(
+        session=session, username=patient.username, password=factories.PASSWORD
+    )
+    assert after.needs_totp
+    assert not signin.turn_off_own_totp(session=session, user_id=patient.id, password="wrong-one-x")
+    assert signin.turn_off_own_totp(
+        session=session, user_id=patient.id, password=factories.PASSWORD
+    )
+    nurse = factories.user(session, "nurse")
+    assert not signin.turn_off_own_totp(
+        session=session, user_id=nurse.id, password=factories.PASSWORD
+    )  # mandatory for staff
