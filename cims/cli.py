@@ -14,19 +14,34 @@ import typer
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from analytics.cli import analytics_app  # composition root: the CLI may use analytics
 from cims import migrate as migrations
 from cims.config import PROJECT_ROOT, get_settings
+from cims.ops.backup_cli import backup_app
 from cims.ops.health_cli import health
-from cims.ops.jobs_cli import jobs_app
+from cims.ops.jobs_cli import jobs_app, scheduler_loop
 from cims.security.audit_cli import audit_app
 from cims.security.rbac import Actor
 
 app = typer.Typer(help="CIMS hospital patient-information system.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit", help="Tamper-evident audit chain: verify, seal, anchor.")
 import_app = typer.Typer(help="Load reference tables from files.", no_args_is_help=True)
-app.add_typer(import_app, name="import", help="Load reference tables (clinical codes) from files.")
+app.add_typer(
+    import_app, name="import", help="Load data from files: clinical codes, Synthea, FHIR."
+)
 app.add_typer(jobs_app, name="jobs", help="Daily housekeeping: run what is due, show status.")
+app.command("scheduler", help="Run the job scheduler in the foreground (same as jobs scheduler).")(
+    scheduler_loop
+)
+app.add_typer(backup_app, name="backup", help="Encrypted backups: create, verify, restore, list.")
+app.add_typer(analytics_app, name="analytics", help="Analytics snapshot: refresh, status.")
 app.command("health")(health)
+
+# Risk models live outside cims/; the command line is a composition root and may list them.
+from models.cli import score_command, train_command  # noqa: E402
+
+app.command("train")(train_command)
+app.command("score")(score_command)
 
 
 def _url() -> str:
@@ -37,10 +52,28 @@ def _url() -> str:
     return url
 
 
+def _backup_before_upgrade(url: str) -> None:
+    """An upgrade of a database that holds data starts from a fresh backup, or not at all."""
+    from cims.ops.backup import create_backup
+    from cims.ops.backup_format import backup_keys
+    from cims.ops.backup_store import backup_dir
+
+    current = migrations.current_revision(url)
+    if current is None or current == migrations.head_revision() or _patient_count(url) == 0:
+        return
+    settings = get_settings()
+    typer.echo(f"pending migrations from {current}: backing up first ...", err=True)
+    result = create_backup(
+        url, target_dir=backup_dir(settings), public_key_path=backup_keys(settings).public_key
+    )
+    typer.echo(f"backup before upgrade: {result.path}", err=True)
+
+
 def _prepare(url: str) -> None:
-    """Migrate to head and load the reference data every installation needs."""
+    """Back up if an upgrade is due, migrate to head, load the reference data."""
     from cims.security.bootstrap import ensure_roles_and_privileges
 
+    _backup_before_upgrade(url)
     migrations.upgrade(url)
     engine = create_engine(url)
     with Session(engine) as session:
@@ -196,6 +229,51 @@ def import_codes_command(
     finally:
         engine.dispose()
     typer.echo(f"imported {report.rows} {report.code_system} codes from {file.name}")
+
+
+@import_app.command("synthea")
+def import_synthea_command(
+    folder: Annotated[Path, typer.Argument(help="Folder of a Synthea CSV export.")],
+    as_user: Annotated[str, typer.Option("--as", help="Account running the import.")] = "admin",
+    report_file: Annotated[
+        Path | None, typer.Option("--report", help="Write rejected rows (CSV) here.")
+    ] = None,
+) -> None:
+    """Import a Synthea CSV export (any recent layout): all rows or none; re-runs add nothing."""
+    from cims.interop.cli_support import run_synthea_import
+
+    run_synthea_import(_url(), folder, as_user=as_user, report_file=report_file)
+
+
+@import_app.command("fhir")
+def import_fhir_command(
+    files: Annotated[list[Path], typer.Argument(help="FHIR R4 Bundle JSON file(s).")],
+    as_user: Annotated[str, typer.Option("--as", help="Account running the import.")] = "admin",
+) -> None:
+    """Import FHIR R4 transaction Bundles (one patient each); re-imports add nothing."""
+    from cims.interop.cli_support import run_fhir_import
+
+    run_fhir_import(_url(), files, as_user=as_user)
+
+
+export_app = typer.Typer(help="Export data in standard formats.", no_args_is_help=True)
+app.add_typer(export_app, name="export", help="Export data (FHIR R4 bundles).")
+
+
+@export_app.command("fhir")
+def export_fhir_command(
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="MRN of one patient (default: all).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    as_user: Annotated[str, typer.Option("--as", help="Account running the export.")] = "analyst",
+) -> None:
+    """Export one patient as a FHIR R4 Bundle, or every patient as NDJSON (one per line)."""
+    from cims.interop.cli_support import run_fhir_export
+
+    run_fhir_export(_url(), patient, output, as_user=as_user)
 
 
 @app.command("db-url")

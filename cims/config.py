@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     backup_dir: Path | None = None
     backup_public_key: Path | None = None
     backup_private_key: Path | None = None
+    backup_at: dt.time = dt.time(2, 0)  # hospital-local time of the daily backup
+    backup_keep_daily: int = 7  # retention: newest backup of each of the last N days,
+    backup_keep_weekly: int = 4  # ... of each of the last N ISO weeks,
+    backup_keep_monthly: int = 12  # ... and of each of the last N months
 
     bcrypt_rounds: int = 12
     login_sleep_seconds: float = 0.7

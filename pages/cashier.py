@@ -8,6 +8,7 @@ import streamlit as st
 
 from cims.billing import invoices as inv
 from cims.billing.catalogue import BillingRefused, to_money
+from cims.billing.charges import post_pending_charges
 from cims.billing.models import PAYMENT_METHODS
 from cims.billing.payments import take_payment
 from cims.billing.printing import print_invoice, print_receipt
@@ -141,6 +142,8 @@ def invoice_panel(bill: inv.InvoiceView) -> None:
 
 def patient_panel(patient_id: int) -> None:
     with session_scope() as db:
+        # What the doctors ordered and prescribed since the last visit to the desk.
+        post_pending_charges(session=db, actor=actor, patient_id=patient_id)
         charges = inv.list_uninvoiced_charges(session=db, actor=actor, patient_id=patient_id)
         bills = inv.list_invoices(session=db, actor=actor, patient_id=patient_id)
     st.subheader(tr("cashier.uninvoiced"))

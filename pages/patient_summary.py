@@ -153,11 +153,14 @@ def _render(summary: PatientSummary) -> None:
             "- "
             + tr(
                 "summary.risk_line",
-                model=risk.model_name,
+                model=tr(f"models.name.{risk.model_name}"),
                 version=risk.version,
                 score=f"{risk.score:.0%}",
             )
-            + "".join(f"\n  - {factor}" for factor in risk.factors[:5])
+            + "".join(
+                f"\n  - {factor.get(lang, '') if isinstance(factor, dict) else factor}"
+                for factor in risk.factors[:5]
+            )
         )
     if not summary.risks:
         st.info(tr("summary.no_risk_model"))

@@ -21,6 +21,18 @@ FAMILIES = {
     "outcome": ("success", "denied", "failure"),
     "incident": ("open", "contained", "closed", "lockdown_started", "lockdown_lifted"),
     "jobs": ("status_running", "status_succeeded", "status_failed"),
+    "health": (
+        "level_ok",
+        "level_warn",
+        "level_fail",
+        "check_database",
+        "check_migrations",
+        "check_disk_data",
+        "check_disk_backups",
+        "check_backup",
+        "check_audit_chain",
+        "check_scheduler",
+    ),
 }
 
 

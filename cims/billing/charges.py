@@ -280,14 +280,8 @@ def _clinical(session: Session, encounter: Encounter, nights: int) -> list[_Sour
     return found
 
 
-@requires(Privilege.POST_CHARGES)
-def post_charges_for_encounter(
-    *, session: Session, actor: Actor, encounter_id: int
-) -> EncounterCharges:
-    """Post every not-yet-charged source of an encounter (idempotent: a rerun posts nothing)."""
-    encounter = session.get(Encounter, encounter_id, with_for_update=True)
-    if encounter is None or encounter.voided:
-        raise BillingRefused("billing.encounter_mismatch")
+def _post_encounter(session: Session, actor: Actor, encounter: Encounter) -> EncounterCharges:
+    """Post an encounter's not-yet-charged sources (no audit row: callers write theirs)."""
     _, nights = _stay_nights(session, encounter)
     sources = (
         _registration(session, encounter)
@@ -320,6 +314,18 @@ def post_charges_for_encounter(
                 continue
             raise
         result.posted.append(charge)
+    return result
+
+
+@requires(Privilege.POST_CHARGES)
+def post_charges_for_encounter(
+    *, session: Session, actor: Actor, encounter_id: int
+) -> EncounterCharges:
+    """Post every not-yet-charged source of an encounter (idempotent: a rerun posts nothing)."""
+    encounter = session.get(Encounter, encounter_id, with_for_update=True)
+    if encounter is None or encounter.voided:
+        raise BillingRefused("billing.encounter_mismatch")
+    result = _post_encounter(session, actor, encounter)
     audit.record(
         session,
         actor,
@@ -330,6 +336,41 @@ def post_charges_for_encounter(
         detail={"posted": len(result.posted), "unpriced": len(result.unpriced)},
     )
     return result
+
+
+@requires(Privilege.POST_CHARGES)
+def post_pending_charges(
+    *, session: Session, actor: Actor, patient_id: int, days: int = 90
+) -> EncounterCharges:
+    """Post what the patient's recent visits ordered, prescribed or used and is not yet
+    charged — registration, orders, procedures, prescriptions (online ones too), bed-days —
+    when the cashier opens the patient. Idempotent."""
+    since = utcnow() - dt.timedelta(days=days)
+    encounters = session.scalars(
+        select(Encounter)
+        .where(
+            Encounter.patient_id == patient_id,
+            Encounter.voided.is_(False),
+            Encounter.started_at >= since,
+        )
+        .order_by(Encounter.id)
+        .with_for_update()
+    ).all()
+    total = EncounterCharges()
+    for encounter in encounters:
+        found = _post_encounter(session, actor, encounter)
+        total.posted += found.posted
+        total.unpriced += found.unpriced
+    audit.record(
+        session,
+        actor,
+        "billing.post_pending_charges",
+        patient_id=patient_id,
+        object_type="patient",
+        object_id=patient_id,
+        detail={"encounters": len(encounters), "posted": len(total.posted)},
+    )
+    return total
 
 
 @requires(Privilege.POST_CHARGES)

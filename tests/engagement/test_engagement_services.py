@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -156,6 +157,21 @@ def test_online_prescription_lands_in_the_record(session: Session) -> None:
     assert encounter.encounter_type == "outpatient" and encounter.attending_id == doctor.user_id
     view = read_my_thread(session=session, actor=me, thread_id=thread.id)
     assert "Metformin" in view.messages[-1].body
+    # ... and in billing like any other: the cashier's desk posts it when opening the patient.
+    from cims.billing.charges import post_pending_charges
+    from cims.billing.models import Charge
+
+    factories.price_item(session, "A10BA02", unit_price="0.20", category="drug")
+    cashier = factories.actor(session, "finance")
+    post_pending_charges(session=session, actor=cashier, patient_id=stored.patient_id)
+    charge = session.scalar(
+        select(Charge).where(
+            Charge.source_type == "prescription", Charge.source_id == prescription.id
+        )
+    )
+    assert charge is not None and charge.amount == Decimal("12.00")  # 60 x 0.20
+    again = post_pending_charges(session=session, actor=cashier, patient_id=stored.patient_id)
+    assert again.posted == []  # idempotent
     nurse = factories.actor(session, "nurse")
     with pytest.raises(AccessDenied):
         prescribe_online(
