@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 
 from cims.security.rbac import Actor
 from models.features import COHORTS, SPECS
+from models.jobs import register_risk_jobs
+
+register_risk_jobs()  # `cims jobs run-due` and `cims scheduler` run it too
 
 
 def _engine_url() -> str:

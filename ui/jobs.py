@@ -10,6 +10,7 @@ from cims.db import get_engine
 from cims.logs import configure_logging
 from cims.ops.scheduler import ensure_scheduler
 from cims.security.audit_chain import ensure_sealer
+from models.jobs import register_risk_jobs
 
 
 @st.cache_resource(show_spinner=False)
@@ -22,5 +23,6 @@ def start_background_jobs() -> bool:
     configure_logging(get_settings().log_level)
     ensure_sealer(get_engine())
     register_analytics_jobs()
+    register_risk_jobs()
     ensure_scheduler(get_engine())
     return True
