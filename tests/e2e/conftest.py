@@ -63,6 +63,7 @@ def _serving(database_url: str, log_name: str) -> Iterator[str]:
         CIMS_DATABASE_URL=database_url,
         CIMS_DEFAULT_LANGUAGE="en",
         CIMS_PORT=str(port),
+        CIMS_ANALYTICS_DIR=str(PROJECT_ROOT / "var" / "e2e-analytics"),
     )
     log = open(PROJECT_ROOT / "var" / log_name, "w")  # noqa: SIM115
     proc = subprocess.Popen(
