@@ -207,6 +207,28 @@ def satisfaction(frame: pd.DataFrame, language: str, names: Mapping[str, str]) -
     return _layout(figure)
 
 
+def risk(frame: pd.DataFrame, language: str, names: Mapping[str, str]) -> go.Figure:
+    """Patients per risk band and department, one panel per model."""
+    data = _departments(_shown(frame), names)
+    data["model"] = data["model_name"].map(lambda m: t(f"models.name.{m}", language))
+    figure = px.bar(
+        data,
+        x="band",
+        y="patients",
+        color="department",
+        facet_col="model",
+        barmode="group",
+        category_orders={"band": ["<10%", "10–20%", "20–30%", "≥30%"]},
+        labels={
+            "band": t("analytics.axis_risk_band", language),
+            "patients": t("analytics.axis_patients", language),
+            "department": t("analytics.axis_department", language),
+        },
+    )
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    return _layout(figure)
+
+
 def quick_chart(frame: pd.DataFrame) -> go.Figure | None:
     """A first look at a console result: the first text column against the first number."""
     numbers = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
@@ -232,4 +254,5 @@ FIGURES: Final[dict[str, Callable[[pd.DataFrame, str, Mapping[str, str]], go.Fig
     "diagnoses": diagnoses,
     "utilisation": utilisation,
     "satisfaction": satisfaction,
+    "risk": risk,
 }

@@ -373,6 +373,27 @@ def satisfaction_trend(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.D
     return suppress(_frame(con, sql, params))
 
 
+RISK_BANDS: Final = ((0.0, "<10%"), (0.1, "10–20%"), (0.2, "20–30%"), (0.3, "≥30%"))
+
+
+def risk_by_department(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """Patients per risk band, model and department, from the scores of the period."""
+    known = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'risk_scores'"
+    ).fetchall()
+    if not known[0][0]:  # a snapshot built before risk scores were copied
+        empty = ["model_name", "department_code", "band", "scores", "mean_score", "patients"]
+        return suppress(pd.DataFrame(columns=empty))
+    where, params = _where(filters, "scored_at", types=False)
+    bands = " ".join(f"WHEN score >= {low} THEN '{label}'" for low, label in reversed(RISK_BANDS))
+    sql = (
+        f"SELECT model_name, department_code, CASE {bands} END AS band, count(*) AS scores, "
+        "avg(score) AS mean_score, count(DISTINCT patient_key) AS patients FROM risk_scores "
+        f"WHERE {where} GROUP BY ALL ORDER BY ALL"
+    )
+    return suppress(_frame(con, sql, params))
+
+
 CHARTS: Final[dict[str, Callable[[duckdb.DuckDBPyConnection, Filters], pd.DataFrame]]] = {
     "volume": volume_trend,
     "workload": doctor_workload,
@@ -385,6 +406,7 @@ CHARTS: Final[dict[str, Callable[[duckdb.DuckDBPyConnection, Filters], pd.DataFr
     "diagnoses": top_diagnoses,
     "utilisation": utilisation,
     "satisfaction": satisfaction_trend,
+    "risk": risk_by_department,
 }
 
 

@@ -154,6 +154,18 @@ SOURCES: Final[dict[str, str]] = {
         "s.rating_waiting, s.rating_doctor, s.rating_environment, s.rating_billing, s.recommend "
         "FROM surveys s LEFT JOIN departments d ON d.id = s.department_id"
     ),
+    # Each subject's newest score per model, with the department of the discharge or booking.
+    "risk_scores": (
+        "SELECT DISTINCT ON (r.subject_type, r.subject_id, mv.model_name) r.patient_id, "
+        "mv.model_name, coalesce(de.code, da.code) AS department_code, r.score::text AS score, "
+        "r.scored_at AT TIME ZONE $1 AS scored_at "
+        "FROM risk_scores r JOIN model_versions mv ON mv.id = r.model_version_id "
+        "LEFT JOIN encounters e ON r.subject_type = 'encounter' AND e.id = r.subject_id "
+        "LEFT JOIN departments de ON de.id = e.department_id "
+        "LEFT JOIN appointments a ON r.subject_type = 'appointment' AND a.id = r.subject_id "
+        "LEFT JOIN departments da ON da.id = a.department_id "
+        "ORDER BY r.subject_type, r.subject_id, mv.model_name, r.scored_at DESC"
+    ),
 }
 
 _MONEY = "CAST({c} AS DECIMAL(12, 2)) AS {c}"
@@ -208,6 +220,11 @@ BUILDS: Final[dict[str, str]] = {
         "s.rating_environment, s.rating_billing, s.recommend "
         "FROM src s JOIN pmap m ON m.id = s.patient_id LEFT JOIN vmap v ON v.id = s.encounter_id"
     ),
+    "risk_scores": (
+        "SELECT m.patient_key, s.model_name, s.department_code, "
+        "CAST(s.score AS DOUBLE) AS score, s.scored_at "
+        "FROM src s JOIN pmap m ON m.id = s.patient_id"
+    ),
 }
 # Each table's date column for the partitioned Parquet export (by year).
 PARTITION_DATES: Final[dict[str, str]] = {
@@ -218,6 +235,7 @@ PARTITION_DATES: Final[dict[str, str]] = {
     "invoices": "issued_at",
     "payments": "received_at",
     "surveys": "sent_at",
+    "risk_scores": "scored_at",
 }
 # Lookup tables kept only in memory (TEMP) while building: they hold the source row ids.
 _MAPS: Final[dict[str, str]] = {
