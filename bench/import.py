@@ -34,7 +34,7 @@ from _common import fresh_database
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.orm import Session
 
-from cims.config import PROJECT_ROOT
+from cims.config import shared_data_dir
 from cims.governance.models import ImportLink
 from cims.interop.synthea import import_synthea
 from cims.interop.synthea_people import NO_SIGN_IN_HASH
@@ -48,7 +48,7 @@ from cims.security.models import User
 from cims.security.rbac import ROLE_DEFAULTS, Actor
 
 DATABASE = "cims_bench_synthea"
-SAMPLE = PROJECT_ROOT.parent / "shared" / "data" / "synthea" / "sample_a"
+SAMPLE = shared_data_dir() / "synthea" / "sample_a"
 
 
 def _actor(session: Session) -> Actor:

@@ -27,11 +27,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from cims.config import shared_data_dir  # noqa: E402
 from models.evaluate import score_metrics  # noqa: E402
 from models.features import lace_score  # noqa: E402
 from models.train import TrainSettings, fit_calibrated, grouped_oof, predict  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "diabetes130" / "diabetic_data_dev.csv"
+DEFAULT_DATA = shared_data_dir() / "diabetes130" / "diabetic_data_dev.csv"
 SETTINGS = TrainSettings(
     hgb_max_iter=250,
     hgb_learning_rate=0.05,

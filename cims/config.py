@@ -147,3 +147,15 @@ def ensure_development_secrets(settings: Settings) -> Settings:
 def get_settings() -> Settings:
     """The process-wide settings, with development keys filled in."""
     return ensure_development_secrets(Settings())
+
+
+def shared_data_dir() -> Path:
+    """The shared sample data (Synthea, FHIR, Diabetes 130) used by tests and benchmarks.
+
+    ``CIMS_SHARED_DATA`` if set, else ``../shared/data`` beside the project, else the
+    workplace's ``/work/shared/data`` (a clone elsewhere still finds it).
+    """
+    given = os.environ.get("CIMS_SHARED_DATA")
+    candidates = [Path(given)] if given else []
+    candidates += [PROJECT_ROOT.parent / "shared" / "data", Path("/work/shared/data")]
+    return next((path for path in candidates if path.exists()), candidates[0])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -12,6 +11,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 import factories
+from cims.config import shared_data_dir
 from cims.governance.models import ImportLink
 from cims.interop.fhir_export import export_all_fhir, export_patient_fhir
 from cims.interop.fhir_import import import_fhir_bundle
@@ -19,7 +19,7 @@ from cims.interop.synthea import InvalidImport, import_synthea
 from cims.security.incidents import LockdownActive, start_lockdown
 from cims.security.rbac import AccessDenied
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = shared_data_dir()
 BUNDLES = sorted(p for p in (DATA / "fhir").glob("*.json") if "Information" not in p.name)
 TABLES = (
     "encounters",

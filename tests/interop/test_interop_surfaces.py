@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 
 import factories
 from cims.cli import app
+from cims.config import shared_data_dir
 from cims.interop.spreadsheets import InvalidExport, export_patient_list, export_visit_list
 from cims.security.crypto import load_cipher
 from cims.security.incidents import LockdownActive, start_lockdown
 from cims.security.rbac import AccessDenied
 
 PAGE = "pages/admin_import.py"
-SAMPLE_C = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea" / "sample_c"
+SAMPLE_C = shared_data_dir() / "synthea" / "sample_c"
 
 
 @pytest.mark.parametrize(

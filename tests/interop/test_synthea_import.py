@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 import factories
+from cims.config import shared_data_dir
 from cims.governance.models import ImportRun
 from cims.interop import synthea
 from cims.interop.synthea import InvalidImport, import_synthea
@@ -22,7 +23,7 @@ from cims.security.models import User
 from cims.security.passwords import verify_password
 from cims.security.rbac import AccessDenied
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea"
+DATA = shared_data_dir() / "synthea"
 SAMPLE_A, SAMPLE_C = DATA / "sample_a", DATA / "sample_c"
 
 
