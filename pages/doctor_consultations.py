@@ -10,8 +10,10 @@ from cims.clock import local_today
 from cims.db import session_scope
 from cims.engagement.consultation import (
     ThreadRow,
+    attach_to_thread,
     book_follow_up_from_thread,
     close_thread,
+    download_thread_file,
     list_consultation_queue,
     prescribe_online,
     read_thread,
@@ -28,6 +30,7 @@ from ui.auth import page_guard
 from ui.errors import run_safely
 from ui.format import hhmm, when
 from ui.i18n import language, tr
+from ui.thread_files import file_button, file_form
 
 FLASH = "doctor_consult_flash"
 actor = page_guard(Privilege.ANSWER_CONSULTATIONS)
@@ -102,9 +105,12 @@ def thread_panel(row: ThreadRow) -> None:
         with st.chat_message("user" if item.from_patient else "assistant"):
             st.caption(f"{item.sender_name} · {when(item.sent_at)}")
             st.write(item.body)
+            file_button(actor, item, row.thread_id, download_thread_file)
     if view.thread.status == "closed":
         st.info(tr("consult.closed"))
         return
+    if file_form(actor, row.thread_id, attach_to_thread):
+        st.rerun()
     with st.form("doctor_reply", clear_on_submit=True):
         body = st.text_area(tr("consult.message"), key="doctor_reply_body")
         send = st.form_submit_button(tr("consult.reply"), type="primary")

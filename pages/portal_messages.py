@@ -6,7 +6,9 @@ from cims.appointments.booking import list_bookable_departments
 from cims.db import session_scope
 from cims.engagement.consultation import (
     ThreadView,
+    attach_to_my_thread,
     close_my_thread,
+    download_my_thread_file,
     list_my_threads,
     open_my_thread,
     read_my_thread,
@@ -18,6 +20,7 @@ from ui.auth import page_guard
 from ui.errors import run_safely
 from ui.format import localised, when
 from ui.i18n import tr
+from ui.thread_files import file_button, file_form
 
 FLASH = "portal_messages_flash"
 actor = page_guard(Privilege.PORTAL_SELF)
@@ -62,9 +65,12 @@ def conversation(view: ThreadView) -> None:
         with st.chat_message("user" if item.mine else "assistant"):
             st.caption(f"{name} · {when(item.sent_at)}")
             st.write(item.body)
+            file_button(actor, item, view.thread.thread_id, download_my_thread_file)
     if view.thread.status == "closed":
         st.info(tr("consult.closed"))
         return
+    if file_form(actor, view.thread.thread_id, attach_to_my_thread):
+        st.rerun()
     with st.form("consult_reply", clear_on_submit=True):
         body = st.text_area(tr("consult.message"), key="consult_reply_body")
         send = st.form_submit_button(tr("consult.reply"), type="primary")

@@ -27,8 +27,9 @@ from cims.engagement.errors import refuse_if
 from cims.engagement.models import ConsultationMessage, ConsultationThread
 from cims.org.models import Department
 from cims.patients.models import Patient
+from cims.records.attachments import AttachmentFile, read_attachment, store_attachment
 from cims.records.encounters import create_encounter
-from cims.records.models import Encounter, Prescription
+from cims.records.models import Attachment, Encounter, Prescription
 from cims.records.orders import prescribe
 from cims.security import audit
 from cims.security.care import clinical_access
@@ -69,6 +70,8 @@ class MessageView:
     from_patient: bool
     body: str
     sent_at: dt.datetime  # hospital-local
+    attachment_id: int | None = None
+    attachment_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,7 @@ def _read(session: Session, actor: Actor, thread: ConsultationThread) -> ThreadV
         body = cipher.decrypt_text(
             message.body_enc, table="consultation_messages", column="body", row_id=message.id
         )
+        attached = session.get(Attachment, message.attachment_id) if message.attachment_id else None
         messages.append(
             MessageView(
                 message_id=message.id,
@@ -222,6 +226,8 @@ def _read(session: Session, actor: Actor, thread: ConsultationThread) -> ThreadV
                 from_patient=bool(from_patient),
                 body=body,
                 sent_at=to_local(message.sent_at) or message.sent_at,
+                attachment_id=attached.id if attached and not attached.voided else None,
+                attachment_name=attached.filename if attached and not attached.voided else None,
             )
         )
     [row] = _rows(session, actor, ConsultationThread.id == thread.id)
@@ -572,3 +578,94 @@ def response_times(
         )
         for dept, zh, en, total, answered, median, p90 in rows
     ]
+
+
+# ---- files in a thread (a photo of a rash, a report from elsewhere) -----------------------
+
+
+def _attach(
+    session: Session,
+    actor: Actor,
+    thread: ConsultationThread,
+    filename: str,
+    content_type: str,
+    data: bytes,
+) -> ConsultationMessage:
+    refuse_if(["engagement.thread_closed"] if thread.status == "closed" else [])
+    stored = store_attachment(
+        session,
+        actor,
+        patient_id=thread.patient_id,
+        encounter_id=None,
+        filename=filename,
+        content_type=content_type,
+        data=data,
+    )
+    message = _post(
+        session,
+        load_cipher(session),
+        thread,
+        actor.user_id,
+        f"附件 / Attachment: {stored.filename}",
+    )
+    message.attachment_id = stored.id
+    session.flush()
+    _audit(session, actor, "engagement.attach", thread)
+    return message
+
+
+@requires(Privilege.PORTAL_SELF)
+def attach_to_my_thread(
+    *, session: Session, actor: Actor, thread_id: int, filename: str, content_type: str, data: bytes
+) -> ConsultationMessage:
+    """A patient adds a file (PDF, PNG, JPEG, text) to their own thread; stored encrypted."""
+    return _attach(
+        session, actor, _my_thread(session, actor, thread_id), filename, content_type, data
+    )
+
+
+@requires(Privilege.ANSWER_CONSULTATIONS)
+def attach_to_thread(
+    *, session: Session, actor: Actor, thread_id: int, filename: str, content_type: str, data: bytes
+) -> ConsultationMessage:
+    """A clinician in the patient's care adds a file to the thread."""
+    thread = _thread_in_care(session, actor, thread_id)
+    return _attach(session, actor, thread, filename, content_type, data)
+
+
+def _thread_file(
+    session: Session, thread: ConsultationThread, attachment_id: int
+) -> AttachmentFile:
+    """A file that was posted in this very thread (any other id is as absent as none)."""
+    posted = session.scalar(
+        select(ConsultationMessage.id).where(
+            ConsultationMessage.thread_id == thread.id,
+            ConsultationMessage.attachment_id == attachment_id,
+        )
+    )
+    row = session.get(Attachment, attachment_id) if posted is not None else None
+    if row is None or row.voided:
+        raise LookupError(attachment_id)
+    return read_attachment(session, row)
+
+
+@requires(Privilege.PORTAL_SELF)
+def download_my_thread_file(
+    *, session: Session, actor: Actor, thread_id: int, attachment_id: int
+) -> AttachmentFile:
+    """A file from the patient's own thread."""
+    thread = _my_thread(session, actor, thread_id)
+    found = _thread_file(session, thread, attachment_id)
+    _audit(session, actor, "engagement.download_attachment", thread)
+    return found
+
+
+@requires(Privilege.ANSWER_CONSULTATIONS)
+def download_thread_file(
+    *, session: Session, actor: Actor, thread_id: int, attachment_id: int
+) -> AttachmentFile:
+    """A file from a thread of a patient in the clinician's care."""
+    thread = _thread_in_care(session, actor, thread_id)
+    found = _thread_file(session, thread, attachment_id)
+    _audit(session, actor, "engagement.download_attachment", thread)
+    return found

@@ -145,18 +145,17 @@ def _audit(session: Session, actor: Actor, action: str, row: Attachment) -> None
 
 # Nurses file scanned outside reports as much as doctors do: the charting privilege
 # both hold, not the doctor-only WRITE_CLINICAL.
-@requires(Privilege.RECORD_VITALS)
-def upload_attachment(
-    *,
+def store_attachment(
     session: Session,
     actor: Actor,
+    *,
     patient_id: int,
-    encounter_id: int | None = None,
+    encounter_id: int | None,
     filename: str,
     content_type: str,
     data: bytes,
-) -> AttachmentView:
-    """Store a document for a patient in the actor's care (checked, then encrypted)."""
+) -> Attachment:
+    """Check type and size, encrypt and insert (callers check access and write the audit)."""
     content_type = content_type.strip().lower()
     problems = _problems(content_type, data)
     patient = session.get(Patient, patient_id)
@@ -168,7 +167,6 @@ def upload_attachment(
             problems.append("attachments.encounter_mismatch")
     if problems:
         raise InvalidAttachment(problems)
-    clinical_access(session, actor, patient_id)
     cipher = load_cipher(session)
     # The id comes first: the ciphertext's associated data is bound to it.
     new_id = int(
@@ -188,6 +186,46 @@ def upload_attachment(
     )
     session.add(row)
     session.flush()
+    return row
+
+
+def read_attachment(session: Session, row: Attachment) -> AttachmentFile:
+    """Decrypt an attachment and prove it is the file that was uploaded (no access check)."""
+    try:
+        data = load_cipher(session).decrypt(
+            row.content_enc, table="attachments", column="content", row_id=row.id
+        )
+    except DecryptionError as exc:
+        raise InvalidAttachment(["attachments.corrupt"]) from exc
+    if hashlib.sha256(data).hexdigest() != row.sha256:
+        raise InvalidAttachment(["attachments.corrupt"])
+    return AttachmentFile(filename=row.filename, content_type=row.content_type, data=data)
+
+
+@requires(Privilege.RECORD_VITALS)
+def upload_attachment(
+    *,
+    session: Session,
+    actor: Actor,
+    patient_id: int,
+    encounter_id: int | None = None,
+    filename: str,
+    content_type: str,
+    data: bytes,
+) -> AttachmentView:
+    """Store a document for a patient in the actor's care (checked, then encrypted)."""
+    patient = session.get(Patient, patient_id)
+    if patient is not None and not patient.voided:
+        clinical_access(session, actor, patient_id)
+    row = store_attachment(
+        session,
+        actor,
+        patient_id=patient_id,
+        encounter_id=encounter_id,
+        filename=filename,
+        content_type=content_type,
+        data=data,
+    )
     _audit(session, actor, "records.upload_attachment", row)
     return _view(row, actor.display_name)
 
@@ -204,16 +242,9 @@ def download_attachment(*, session: Session, actor: Actor, attachment_id: int) -
     """Decrypt an attachment and prove it is the file that was uploaded."""
     row = _live_or_raise(session, attachment_id)
     clinical_access(session, actor, row.patient_id)
-    try:
-        data = load_cipher(session).decrypt(
-            row.content_enc, table="attachments", column="content", row_id=row.id
-        )
-    except DecryptionError as exc:
-        raise InvalidAttachment(["attachments.corrupt"]) from exc
-    if hashlib.sha256(data).hexdigest() != row.sha256:
-        raise InvalidAttachment(["attachments.corrupt"])
+    found = read_attachment(session, row)
     _audit(session, actor, "records.download_attachment", row)
-    return AttachmentFile(filename=row.filename, content_type=row.content_type, data=data)
+    return found
 
 
 @requires(Privilege.VIEW_CLINICAL)

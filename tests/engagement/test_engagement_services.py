@@ -314,3 +314,61 @@ def test_a_patient_reaches_no_other_patients_thread_reminder_or_visit_by_any_id(
             continue
         with pytest.raises((LookupError, InvalidEngagement)):
             submit_survey(session=session, actor=me, encounter_id=encounter_id, **answers)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+
+
+def test_files_in_a_thread_are_encrypted_and_reach_only_its_people(session: Session) -> None:
+    from cims.engagement.consultation import (
+        attach_to_my_thread,
+        attach_to_thread,
+        download_my_thread_file,
+        download_thread_file,
+    )
+    from cims.records.attachments import InvalidAttachment
+    from cims.records.models import Attachment
+
+    me, doctor, department_id = _setting(session)
+    thread = open_my_thread(
+        session=session, actor=me, department_id=department_id, subject="皮疹", body="见照片"
+    )
+    message = attach_to_my_thread(
+        session=session, actor=me, thread_id=thread.id, filename="rash.png",
+        content_type="image/png", data=PNG,
+    )  # fmt: skip
+    assert message.attachment_id is not None
+    stored = session.get(Attachment, message.attachment_id)
+    assert stored is not None and PNG not in stored.content_enc  # encrypted at rest
+    view = read_thread(session=session, actor=doctor, thread_id=thread.id)
+    assert view.messages[-1].attachment_name == "rash.png"
+    got = download_thread_file(
+        session=session, actor=doctor, thread_id=thread.id, attachment_id=message.attachment_id
+    )
+    assert got.data == PNG
+    reply = attach_to_thread(
+        session=session, actor=doctor, thread_id=thread.id, filename="advice.txt",
+        content_type="text/plain", data=b"Use the cream twice a day.",
+    )  # fmt: skip
+    mine = download_my_thread_file(
+        session=session, actor=me, thread_id=thread.id, attachment_id=reply.attachment_id or 0
+    )
+    assert mine.data.startswith(b"Use the cream")
+    with pytest.raises(InvalidAttachment):  # a renamed executable is not a picture
+        attach_to_my_thread(
+            session=session, actor=me, thread_id=thread.id, filename="x.png",
+            content_type="image/png", data=b"MZ\x90\x00 not a png",
+        )  # fmt: skip
+    stranger = factories.actor(session, "patient", patient_id=factories.patient(session).id)
+    with pytest.raises(LookupError):
+        download_my_thread_file(
+            session=session, actor=stranger, thread_id=thread.id,
+            attachment_id=message.attachment_id,
+        )  # fmt: skip
+    other = open_my_thread(
+        session=session, actor=me, department_id=department_id, subject="另一件事", body="?"
+    )
+    with pytest.raises(LookupError):  # a file of one thread is not reachable through another
+        download_my_thread_file(
+            session=session, actor=me, thread_id=other.id, attachment_id=message.attachment_id
+        )

@@ -585,6 +585,29 @@ def _cared_thread(session: Session, actor: Actor) -> dict[str, Any]:
     return _thread_for(session, _in_care(session, actor)["patient_id"])
 
 
+_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
+
+
+def _with_file(session: Session, actor: Actor, args: dict[str, Any]) -> dict[str, Any]:
+    """A file posted in the thread (rows written directly, whoever the role is)."""
+    from cims.engagement.models import ConsultationMessage, ConsultationThread
+    from cims.records.attachments import store_attachment
+
+    thread = session.get(ConsultationThread, args["thread_id"])
+    assert thread is not None
+    stored = store_attachment(
+        session, actor, patient_id=thread.patient_id, encounter_id=None,
+        filename="rash.png", content_type="image/png", data=_PNG,
+    )  # fmt: skip
+    first = session.scalar(
+        select(ConsultationMessage).where(ConsultationMessage.thread_id == thread.id)
+    )
+    assert first is not None
+    first.attachment_id = stored.id
+    session.flush()
+    return {**args, "attachment_id": stored.id}
+
+
 def _my_reminder(session: Session, actor: Actor) -> dict[str, Any]:
     from cims.engagement.models import Reminder
 
@@ -923,6 +946,24 @@ ARGS: dict[str, Args] = {
     "cims.engagement.reminders.count_unread_reminders": lambda s, a: {},
     "cims.engagement.reminders.acknowledge_reminder": _my_reminder,
     "cims.engagement.reminders.snooze_reminder": _my_reminder,
+    "cims.engagement.consultation.attach_to_my_thread": lambda s, a: {
+        **_my_thread(s, a),
+        "filename": "rash.png",
+        "content_type": "image/png",
+        "data": _PNG,
+    },
+    "cims.engagement.consultation.attach_to_thread": lambda s, a: {
+        **_cared_thread(s, a),
+        "filename": "advice.png",
+        "content_type": "image/png",
+        "data": _PNG,
+    },
+    "cims.engagement.consultation.download_my_thread_file": lambda s, a: _with_file(
+        s, a, _my_thread(s, a)
+    ),
+    "cims.engagement.consultation.download_thread_file": lambda s, a: _with_file(
+        s, a, _cared_thread(s, a)
+    ),
     "cims.engagement.consultation.open_my_thread": lambda s, a: {
         "department_id": factories.department(s, "ENDO").id,
         "subject": "血糖",
@@ -1107,6 +1148,10 @@ AUDITED_AS: dict[str, tuple[str, ...]] = {
     "cims.engagement.reminders.count_unread_reminders": (),
     "cims.engagement.reminders.acknowledge_reminder": ("engagement.acknowledge_reminder",),
     "cims.engagement.reminders.snooze_reminder": ("engagement.snooze_reminder",),
+    "cims.engagement.consultation.attach_to_my_thread": ("engagement.attach",),
+    "cims.engagement.consultation.attach_to_thread": ("engagement.attach",),
+    "cims.engagement.consultation.download_my_thread_file": ("engagement.download_attachment",),
+    "cims.engagement.consultation.download_thread_file": ("engagement.download_attachment",),
     "cims.engagement.consultation.open_my_thread": ("engagement.open_consultation",),
     "cims.engagement.consultation.list_my_threads": ("engagement.list_consultations",),
     "cims.engagement.consultation.count_my_unread_replies": (),
