@@ -89,7 +89,7 @@ def test_patient_books_pays_and_messages_then_the_doctor_replies(
     page.get_by_role("option", name="Endocrinology").first.click()
     page.get_by_role("textbox", name="Subject").fill(SUBJECT)
     page.get_by_role("textbox", name="Message").first.fill("Since Monday I feel dizzy.")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     expect(page.get_by_text(re.compile("^Sent"))).to_be_visible(timeout=30_000)
 
     doctor = browser.new_page(viewport={"width": 1400, "height": 1000})
