@@ -17,20 +17,11 @@ from cims.billing.models import Invoice
 from cims.clock import to_local
 from cims.org.models import Department
 from cims.patients.models import Patient
-from journeys import wait_for_session_cookie
+from journeys import sign_in_with_totp, type_date, wait_for_session_cookie
 
 
 def _sign_in(page: Page, server: str, username: str, totp: Callable[[str], str]) -> None:
-    from cims.demo.seed import DEMO_LOGINS
-
-    page.goto(server)
-    page.get_by_role("textbox", name="Username").fill(username)
-    page.get_by_role("textbox", name="Password", exact=True).fill(DEMO_LOGINS[username][0])
-    page.get_by_role("button", name="Sign in").click()
-    box = page.get_by_role("textbox", name="6-digit code from your authenticator app")
-    expect(box).to_be_visible(timeout=30_000)
-    box.fill(totp(username))
-    page.get_by_role("button", name="Verify").click()
+    sign_in_with_totp(page, server, username, totp)
     expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=30_000)
     wait_for_session_cookie(page)
 
@@ -91,11 +82,7 @@ def test_registrar_books_then_cashier_takes_payment_and_closes_the_day(
     page.get_by_role("button", name="Find").click()
     expect(page.get_by_text(mrn).first).to_be_visible(timeout=30_000)
     _choose(page, "Department", department)
-    # The date field is segmented (year, month, day spin buttons): type into each.
-    for segment, value in (("year", day.year), ("month", day.month), ("day", day.day)):
-        page.get_by_role("spinbutton", name=f"{segment}, Day").click()
-        page.keyboard.type(f"{value:02d}")
-    page.keyboard.press("Escape")  # close the calendar; leaving the field commits the date
+    type_date(page, "Day", day)
     page.get_by_role("heading", name="Book an appointment").click()
     times = page.get_by_role("combobox", name="Time and doctor")
     expect(times).to_be_visible(timeout=30_000)

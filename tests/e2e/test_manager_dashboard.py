@@ -10,7 +10,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, expect
 
 from cims.config import PROJECT_ROOT
-from journeys import wait_for_session_cookie
+from journeys import type_date, wait_for_session_cookie
 
 
 def test_manager_changes_the_date_range_and_the_charts_update(
@@ -46,9 +46,6 @@ def test_manager_changes_the_date_range_and_the_charts_update(
 
     end = dt.date(segment("year", "end"), segment("month", "end"), segment("day", "end"))
     start = end - dt.timedelta(days=6)  # the last week instead of the last quarter
-    for part, value in (("year", start.year), ("month", start.month), ("day", start.day)):
-        page.get_by_role("spinbutton", name=f"{part}, Date range start date").click()
-        page.keyboard.type(f"{value:02d}")
-    page.keyboard.press("Escape")
+    type_date(page, "Date range start date", start)
     page.get_by_role("heading", name="Hospital dashboard").click()
     expect(visits).not_to_have_text(before, timeout=30_000)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from cims.appointments.models import Slot
 from cims.base import utcnow
 from cims.clock import to_local
 from cims.org.models import Department
-from journeys import wait_for_session_cookie
+from journeys import type_date, wait_for_session_cookie
 
 SUBJECT = "Dizzy after the new tablets"
 
@@ -42,13 +42,6 @@ def _open_place(url: str) -> tuple[dt.date, str]:
     return local.date(), f"{local:%H:%M}"
 
 
-def _set_day(page: Page, label: str, day: dt.date) -> None:
-    for segment, value in (("year", day.year), ("month", day.month), ("day", day.day)):
-        page.get_by_role("spinbutton", name=f"{segment}, {label}").click()
-        page.keyboard.type(f"{value:02d}")
-    page.keyboard.press("Escape")
-
-
 def test_patient_books_pays_and_messages_then_the_doctor_replies(
     server: str, e2e_db: str, browser: Browser, totp_for: Callable[[str], str], shots: Path
 ) -> None:
@@ -66,7 +59,7 @@ def test_patient_books_pays_and_messages_then_the_doctor_replies(
     page.goto(f"{server}/portal_book")
     page.get_by_role("combobox", name="Department").click()
     page.get_by_role("option", name="Endocrinology").first.click()
-    _set_day(page, "Day", day)
+    type_date(page, "Day", day)
     page.get_by_role("heading", name="Book a visit").click()
     choice = page.get_by_text(re.compile(f"^{time} · ")).first
     expect(choice).to_be_visible(timeout=30_000)

@@ -6,30 +6,17 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from cims.patients.resident_id import check_digit
-from journeys import wait_for_session_cookie
-
-
-def _sign_in(page: Page, server: str, username: str, totp: Callable[[str], str]) -> None:
-    from cims.demo.seed import DEMO_LOGINS
-
-    page.goto(server)
-    page.get_by_role("textbox", name="Username").fill(username)
-    page.get_by_role("textbox", name="Password", exact=True).fill(DEMO_LOGINS[username][0])
-    page.get_by_role("button", name="Sign in").click()
-    box = page.get_by_role("textbox", name="6-digit code from your authenticator app")
-    expect(box).to_be_visible(timeout=30_000)
-    box.fill(totp(username))
-    page.get_by_role("button", name="Verify").click()
+from journeys import sign_in_with_totp, wait_for_session_cookie
 
 
 def test_registrar_registers_and_finds_then_doctor_reads_the_summary(
     server: str, browser: Browser, totp_for: Callable[[str], str], shots: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    _sign_in(page, server, "registrar", totp_for)
+    sign_in_with_totp(page, server, "registrar", totp_for)
     expect(page.get_by_text("Today's appointments")).to_be_visible(timeout=30_000)
 
     # Straight to the page's address: the session cookie carries the sign-in over.
@@ -58,7 +45,7 @@ def test_registrar_registers_and_finds_then_doctor_reads_the_summary(
     page.close()
 
     doctor = browser.new_page(viewport={"width": 1400, "height": 1000})
-    _sign_in(doctor, server, "doctor", totp_for)
+    sign_in_with_totp(doctor, server, "doctor", totp_for)
     expect(doctor.get_by_text("Today's clinic")).to_be_visible(timeout=30_000)
     wait_for_session_cookie(doctor)
     doctor.goto(f"{server}/patient_summary")
