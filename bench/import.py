@@ -34,7 +34,7 @@ from _common import fresh_database
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.orm import Session
 
-from cims.config import shared_data_dir
+from cims.config import PROJECT_ROOT, shared_data_dir
 from cims.governance.models import ImportLink
 from cims.interop.synthea import import_synthea
 from cims.interop.synthea_people import NO_SIGN_IN_HASH
@@ -49,6 +49,35 @@ from cims.security.rbac import ROLE_DEFAULTS, Actor
 
 DATABASE = "cims_bench_synthea"
 SAMPLE = shared_data_dir() / "synthea" / "sample_a"
+BUILT = PROJECT_ROOT / "var" / "bench" / "import"
+
+
+def _replica_value(value: str, replica: int) -> str:
+    """Give a UUID-shaped id a replica-specific prefix; other values stay as they are."""
+    if len(value) == 36 and value.count("-") == 4:
+        return f"{replica:08x}{value[8:]}"
+    return value
+
+
+def replicated_export(replicas: int) -> Path:
+    """sample_a written ``replicas`` times with fresh ids, built once under var/bench/import/."""
+    if replicas == 1:
+        return SAMPLE
+    folder = BUILT / f"sample_a_x{replicas}"
+    if (folder / ".complete").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted(SAMPLE.glob("*.csv")):
+        with source.open(encoding="utf-8-sig", newline="") as handle:
+            header, *rows = list(csv.reader(handle))
+        with (folder / source.name).open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            for replica in range(replicas):
+                for row in rows:
+                    writer.writerow([_replica_value(v, replica) for v in row] if replica else row)
+    (folder / ".complete").write_text("built\n", encoding="utf-8")
+    return folder
 
 
 def _actor(session: Session) -> Actor:
@@ -217,6 +246,7 @@ def main() -> None:
     parser.add_argument("--orm-patients", type=int, default=10, help="ORM slice size.")
     args = parser.parse_args()
 
+    export = replicated_export(args.replicas)
     engine = create_engine(fresh_database(DATABASE))
     with Session(engine) as session:
         ensure_roles_and_privileges(session)
@@ -231,7 +261,7 @@ def main() -> None:
 
     started = time.perf_counter()
     with Session(engine) as session:
-        report = import_synthea(session=session, actor=actor, folder=SAMPLE, replicas=args.replicas)
+        report = import_synthea(session=session, actor=actor, folder=export)
         session.commit()
     seconds = time.perf_counter() - started
     rows = report.rows_added
@@ -247,6 +277,7 @@ def main() -> None:
     print(f"ORM loader: {loader.rows:,} rows in {orm_seconds:.1f} s ({orm_rate:,.0f} rows/s)")
     engine.dispose()
     result = {
+        "bench": "import",
         "replicas": args.replicas,
         "rows": rows,
         "rows_read": report.rows_read,

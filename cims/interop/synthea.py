@@ -31,13 +31,34 @@ from cims.interop.synthea_layout import (
     detect_layout,
     stage_file,
 )
-from cims.interop.synthea_steps import Context, collect
+from cims.interop.synthea_steps import Context, can_check_keys_set_based, collect
 from cims.security import audit
 from cims.security.crypto import load_cipher
 from cims.security.rbac import Actor, Privilege, requires
 
 Progress = Callable[[float, str], None]
 
+# Every table the loaders write (their foreign keys are checked set-based when allowed).
+TARGETS: Final = (
+    "departments",
+    "users",
+    "user_roles",
+    "user_departments",
+    "patients",
+    "patient_identifiers",
+    "encounters",
+    "diagnoses",
+    "problems",
+    "prescriptions",
+    "procedures",
+    "allergies",
+    "treatment_plans",
+    "observations",
+    "invoices",
+    "charges",
+    "payments",
+    "import_links",
+)
 _LOADERS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("organizations", synthea_people.load_organizations),
     ("providers", synthea_people.load_providers),
@@ -128,7 +149,6 @@ def import_synthea(
     actor: Actor,
     folder: Path,
     progress: Progress | None = None,
-    replicas: int = 1,
 ) -> ImportReport:
     """Load a Synthea CSV folder into CIMS in the caller's transaction; returns the report."""
     folder = Path(folder)
@@ -152,12 +172,13 @@ def import_synthea(
     cipher = load_cipher(session)
     cursor = _raw_cursor(session)
     ctx = Context(cursor=cursor, run_id=run.id, actor_id=actor.user_id)
+    ctx.set_based_keys = can_check_keys_set_based(ctx, TARGETS)
     unknown = _unknown_files(folder)
     unknown_columns: dict[str, list[str]] = {}
     staged: list[str] = []
     for position, stem in enumerate(ORDER):
         notify(0.5 * position / len(ORDER), stem)
-        result = stage_file(cursor, folder, stem, replicas=replicas)
+        result = stage_file(cursor, folder, stem)
         if result is None:
             continue
         staged.append(stem)

@@ -9,12 +9,11 @@ the set-based SQL reads both layouts; a column the file lacks is simply NULL the
 from __future__ import annotations
 
 import csv
-import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import psycopg
 from psycopg import sql
 
 
@@ -124,63 +123,110 @@ def count_rows(path: Path) -> int:
         )
 
 
-def _source_key(stem: str, has_id: bool, row: list[str], seen: Counter[str]) -> str:
-    if has_id:
-        return row[0]
-    # No Id column: the row's content is its identity; repeats of one row are numbered.
-    digest = hashlib.blake2b("\x1f".join(row).encode(), digest_size=16).hexdigest()
-    seen[digest] += 1
-    return f"{digest}:{seen[digest]}"
+def _file_columns(header: list[str], known: tuple[str, ...]) -> list[str]:
+    """SQL column names for the file's columns in file order (unknown ones numbered)."""
+    names: list[str] = []
+    for position, name in enumerate(header):
+        column = name.lower() if name in known else f"unknown_{position}"
+        names.append(column if column not in names else f"unknown_{position}")
+    return names
 
 
-def stage_file(
-    cursor: Any, folder: Path, stem: str, *, replicas: int = 1, progress: Any = None
-) -> StagedFile | None:
-    """COPY one file into TEMP table ``stg_<stem>`` (line, src, known columns as text)."""
+def stage_file(cursor: Any, folder: Path, stem: str) -> StagedFile | None:
+    """Load one file into TEMP table ``stg_<stem>`` (line, src, known columns as text).
+
+    The file goes to PostgreSQL as it is (``COPY ... FORMAT csv``), so PostgreSQL parses it
+    straight into the staging table, whose line number and source key are computed on the
+    way in; a file COPY cannot take (a ragged row, a stray quote) is read row by row in
+    Python instead, where short rows are padded and long ones cut to the header's width.
+    """
     path = folder / f"{stem}.csv"
     if not path.exists():
         return None
     known = KNOWN[stem]
     table = f"stg_{stem}"
+    header = read_header(path)
+    columns = _file_columns(header, known)
+    has_id = bool(header) and header[0] == "ID" and "ID" in known
     cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} text").format(sql.Identifier(name.lower())) for name in known
-    )
-    cursor.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE {} (line int, src text, {}, reject text, skip bool DEFAULT false)"
-        ).format(sql.Identifier(table), columns)
-    )
-    rows = 0
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [name.strip().upper() for name in next(reader, [])]
-        positions = [header.index(name) if name in header else -1 for name in known]
-        has_id = bool(header) and header[0] == "ID" and "ID" in known
-        target = sql.SQL("COPY {} (line, src, {}) FROM STDIN").format(
-            sql.Identifier(table),
-            sql.SQL(", ").join(sql.Identifier(name.lower()) for name in known),
+    cursor.execute(_create_staging(table, columns, known, has_id=has_id))
+    cursor.execute("SAVEPOINT cims_stage_copy")
+    try:
+        _copy_file(cursor, path, table, columns)
+    except psycopg.errors.DataError:
+        cursor.execute("ROLLBACK TO SAVEPOINT cims_stage_copy")
+        _copy_rows(cursor, path, table, columns)
+    cursor.execute("RELEASE SAVEPOINT cims_stage_copy")
+    if not has_id:
+        # Identical rows in one file are numbered (``<digest>:2``, ...): only they are touched.
+        cursor.execute(
+            sql.SQL(
+                "UPDATE {t} s SET repeat = d.seen FROM (SELECT line, row_number() OVER"
+                " (PARTITION BY left(src, 32) ORDER BY line) AS seen FROM {t}"
+                " WHERE left(src, 32) IN (SELECT left(src, 32) FROM {t} GROUP BY 1"
+                " HAVING count(*) > 1)) d WHERE s.line = d.line AND d.seen > 1"
+            ).format(t=sql.Identifier(table))
         )
-        data = list(reader)
-        with cursor.copy(target) as copy:
-            for replica in range(replicas):
-                seen: Counter[str] = Counter()
-                for number, raw in enumerate(data, start=2):
-                    if replica:
-                        # Benchmark replicas: fresh ids, same content.
-                        raw = [_replica_value(value, replica) for value in raw]
-                    values = [(raw[p] or None) if 0 <= p < len(raw) else None for p in positions]
-                    copy.write_row([number, _source_key(stem, has_id, raw, seen), *values])
-                    rows += 1
-                if progress is not None:
-                    progress(stem, rows)
+    cursor.execute("SELECT count(*) FROM " + table)
+    rows = int(cursor.fetchone()[0])
+    # A small sample is enough for the joins that follow, and ten times cheaper to take.
+    cursor.execute("SET LOCAL default_statistics_target = 10")
     cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+    cursor.execute("RESET default_statistics_target")
     unknown = [name for name in header if name not in known]
     return StagedFile(stem=stem, table=table, rows=rows, header=header, unknown_columns=unknown)
 
 
-def _replica_value(value: str, replica: int) -> str:
-    """Give a UUID-shaped id a replica-specific prefix; other values stay as they are."""
-    if len(value) == 36 and value.count("-") == 4:
-        return f"{replica:08x}{value[8:]}"
-    return value
+def _create_staging(
+    table: str, columns: list[str], known: tuple[str, ...], *, has_id: bool
+) -> sql.Composed:
+    """CREATE the staging table: file columns, missing known columns, line, key, verdict."""
+    missing = [name.lower() for name in known if name.lower() not in columns]
+    if has_id:
+        src: sql.Composable = sql.Identifier(columns[0])
+    else:
+        # The row's content is its identity: md5 of its fields joined by U+001F.
+        joined = sql.SQL(" || chr(31) || ").join(
+            sql.SQL("coalesce({}, '')").format(sql.Identifier(c)) for c in columns
+        )
+        src = sql.SQL("md5({}) || ':' || repeat").format(joined)
+    return sql.SQL(
+        "CREATE TEMP TABLE {table} (line bigint GENERATED ALWAYS AS IDENTITY (START 2), {cols},"
+        " repeat int NOT NULL DEFAULT 1, src text GENERATED ALWAYS AS ({src}) STORED,"
+        " reject text, skip bool NOT NULL DEFAULT false)"
+    ).format(
+        table=sql.Identifier(table),
+        cols=sql.SQL(", ").join(
+            sql.SQL("{} text").format(sql.Identifier(c)) for c in [*columns, *missing]
+        ),
+        src=src,
+    )
+
+
+def _copy_file(cursor: Any, path: Path, table: str, columns: list[str]) -> None:
+    """Stream the file to ``COPY FROM STDIN (FORMAT csv)``; empty fields become NULL."""
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL ({}))")
+    with (
+        path.open("rb") as handle,
+        cursor.copy(statement.format(sql.Identifier(table), names, names)) as copy,
+    ):
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            copy.write(chunk)
+
+
+def _copy_rows(cursor: Any, path: Path, table: str, columns: list[str]) -> None:
+    """The careful path: parse in Python, pad or cut ragged rows to the header's width."""
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    width = len(columns)
+    with (
+        path.open(newline="", encoding="utf-8-sig") as handle,
+        cursor.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+        ) as copy,
+    ):
+        reader = csv.reader(handle)
+        next(reader, None)
+        for row in reader:
+            padded = (row + [""] * width)[:width]
+            copy.write_row([value or None for value in padded])

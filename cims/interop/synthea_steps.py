@@ -7,6 +7,8 @@ rows an earlier import already brought in (found through ``import_links``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,6 +48,9 @@ class Context:
     skipped: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejected_counts: dict[str, int] = field(default_factory=dict)
+    # True when per-row foreign-key triggers may be skipped (see ``bulk_insert``).
+    set_based_keys: bool = False
+    _foreign_keys: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def execute(self, statement: str, params: dict[str, Any] | None = None) -> int:
         """Run one statement; returns the affected row count."""
@@ -125,17 +130,120 @@ def assign_ids(ctx: Context, table: str, source_table: str, target: str, into: s
 
 def link(ctx: Context, table: str, source_table: str, target: str, id_column: str) -> int:
     """Record which CIMS row each new staged row became; returns the rows linked."""
-    return ctx.execute(
-        "INSERT INTO import_links (source_system, source_table, source_id, target_table,"
-        f" target_id, run_id) SELECT %(system)s, %(source)s, src, %(target)s, {id_column},"
-        f" %(run)s FROM {table} WHERE {id_column} IS NOT NULL",
-        {"system": SYSTEM, "source": source_table, "target": target, "run": ctx.run_id},
+    with _key_triggers_off(ctx):
+        return ctx.execute(
+            "INSERT INTO import_links (source_system, source_table, source_id, target_table,"
+            f" target_id, run_id) SELECT %(system)s, %(source)s, src, %(target)s, {id_column},"
+            f" %(run)s FROM {table} WHERE {id_column} IS NOT NULL",
+            {"system": SYSTEM, "source": source_table, "target": target, "run": ctx.run_id},
+        )
+
+
+def can_check_keys_set_based(ctx: Context, targets: tuple[str, ...]) -> bool:
+    """Whether this session may skip per-row key triggers for ``targets`` (none of their own).
+
+    Skipping them (``session_replication_role = replica``, as pg_restore does) needs a
+    superuser or ``GRANT SET ON PARAMETER``; it is only done when the tables carry no trigger
+    but PostgreSQL's own foreign-key ones, so nothing else is ever skipped.
+    """
+    ctx.cursor.execute(
+        "SELECT current_setting('is_superuser') = 'on'"
+        " OR has_parameter_privilege('session_replication_role', 'SET')"
     )
+    allowed = bool(ctx.cursor.fetchone()[0])
+    if not allowed:
+        return False
+    ctx.cursor.execute(
+        "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"
+        " AND tgrelid = ANY(SELECT to_regclass(name) FROM unnest(%s::text[]) AS name)",
+        (list(targets),),
+    )
+    return int(ctx.cursor.fetchone()[0]) == 0
 
 
-def insert(ctx: Context, target: str, columns: str, select: str, params: dict[str, Any]) -> None:
-    """INSERT INTO target (columns) SELECT ...; counts the rows added."""
-    rows = ctx.execute(f"INSERT INTO {target} ({columns}) {select}", params)
+@contextmanager
+def _key_triggers_off(ctx: Context) -> Iterator[None]:
+    """Skip per-row foreign-key triggers for one statement, then switch them back on."""
+    if not ctx.set_based_keys:
+        yield
+        return
+    ctx.execute("SET LOCAL session_replication_role = replica")
+    # No try/finally: a failed statement aborts the transaction, which takes the setting
+    # with it; resetting it there would only hide the real error.
+    yield
+    ctx.execute("SET LOCAL session_replication_role = origin")
+
+
+def _foreign_keys(ctx: Context, target: str) -> list[tuple[str, str, str]]:
+    """(column, parent table, parent column) of every single-column foreign key of ``target``."""
+    if target not in ctx._foreign_keys:
+        ctx.cursor.execute(
+            "SELECT a.attname, c.confrelid::regclass::text, pa.attname FROM pg_constraint c"
+            " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+            " JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]"
+            " WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND cardinality(c.conkey) = 1",
+            (target,),
+        )
+        ctx._foreign_keys[target] = [(str(a), str(b), str(c)) for a, b, c in ctx.cursor.fetchall()]
+    return ctx._foreign_keys[target]
+
+
+def _has_id(ctx: Context, target: str) -> bool:
+    key = f"{target}#id"
+    if key not in ctx._foreign_keys:
+        ctx.cursor.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass"
+            " AND attname = 'id' AND NOT attisdropped",
+            (target,),
+        )
+        ctx._foreign_keys[key] = [("id", "", "")] if ctx.cursor.fetchone()[0] else []
+    return bool(ctx._foreign_keys[key])
+
+
+def check_keys(ctx: Context, target: str, ids: tuple[int, int]) -> None:
+    """Prove every foreign key of the rows just added (ids in range) points at a row.
+
+    One statement per key over the distinct values instead of one trigger call per row; a
+    dangling reference is a bug in the mapping and aborts the whole import.
+    """
+    low, high = ids
+    for column, parent, parent_column in _foreign_keys(ctx, target):
+        ctx.cursor.execute(
+            f"SELECT v.{column} FROM (SELECT DISTINCT {column} FROM {target}"
+            f" WHERE id BETWEEN %s AND %s AND {column} IS NOT NULL) v"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{parent_column} = v.{column})"
+            " LIMIT 1",
+            (low, high),
+        )
+        dangling = ctx.cursor.fetchone()
+        if dangling is not None:
+            raise RuntimeError(f"{target}.{column} = {dangling[0]} points at no {parent} row")
+
+
+def insert(
+    ctx: Context,
+    target: str,
+    columns: str,
+    select: str,
+    params: dict[str, Any],
+) -> None:
+    """INSERT INTO target (columns) SELECT ...; counts the rows added.
+
+    With ``ctx.set_based_keys`` the per-row foreign-key triggers are skipped for this one
+    statement and every key is then checked set-based (``check_keys``).
+    """
+    if not _has_id(ctx, target):
+        ctx.added(target, ctx.execute(f"INSERT INTO {target} ({columns}) {select}", params))
+        return
+    with _key_triggers_off(ctx):
+        ctx.cursor.execute(
+            f"WITH added AS (INSERT INTO {target} ({columns}) {select} RETURNING id)"
+            " SELECT count(*), min(id), max(id) FROM added",
+            params,
+        )
+        rows, low, high = ctx.cursor.fetchone()
+    if ctx.set_based_keys and rows:
+        check_keys(ctx, target, (low, high))
     ctx.added(target, rows)
 
 
