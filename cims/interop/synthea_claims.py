@@ -15,10 +15,12 @@ from typing import Final
 
 from cims.interop.synthea_steps import (
     Context,
+    apply_checks,
     assign_ids,
     day,
     insert,
     link,
+    next_id,
     reject,
     require,
     require_number,
@@ -88,11 +90,15 @@ def load_claims_transactions(ctx: Context) -> None:
     amount = "CASE WHEN amount ~ '^-?[0-9.]+$' THEN amount::numeric END"
     reject(ctx, table, f"type = 'PAYMENT' AND {amount} <= 0", "payment not positive")
     reject(ctx, table, f"type = 'CHARGE' AND {amount} < 0", "negative charge")
-    assign_ids(ctx, table, "claims_transactions", "charges", "charge_id_new")
-    # Payments draw from their own sequence: re-number those rows.
-    ctx.execute(
-        f"UPDATE {table} SET charge_id_new = nextval(pg_get_serial_sequence('payments', 'id'))"
-        " WHERE charge_id_new IS NOT NULL AND type = 'PAYMENT'"
+    # Charges and payments each draw from their own table's sequence.
+    apply_checks(
+        ctx,
+        table,
+        source_table="claims_transactions",
+        ids={
+            "charge_id_new": "CASE WHEN type = 'PAYMENT'"
+            f" THEN {next_id(ctx, 'payments')} ELSE {next_id(ctx, 'charges')} END"
+        },
     )
     price_item = _price_item(ctx)
     insert(

@@ -85,7 +85,7 @@ def load_conditions(ctx: Context) -> None:
     require(ctx, table, "code")
     require_time(ctx, table, "start")
     require_time(ctx, table, "stop", optional=True)
-    assign_ids(ctx, table, "conditions", "diagnoses", "new_id")
+    assign_ids(ctx, table, "conditions", "diagnoses", "new_id", more={"problem_id": "problems"})
     add_problem = "problem_id"
     insert(
         ctx,
@@ -98,11 +98,6 @@ def load_conditions(ctx: Context) -> None:
         {"actor": ctx.actor_id},
     )
     link(ctx, table, "conditions", "diagnoses", "new_id")
-    ctx.execute(f"ALTER TABLE {table} ADD COLUMN {add_problem} bigint")
-    ctx.execute(
-        f"UPDATE {table} SET {add_problem} = nextval(pg_get_serial_sequence('problems', 'id'))"
-        " WHERE new_id IS NOT NULL"
-    )
     insert(
         ctx,
         "problems",

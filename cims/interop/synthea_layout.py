@@ -155,6 +155,10 @@ def stage_file(cursor: Any, folder: Path, stem: str) -> StagedFile | None:
         _copy_file(cursor, path, table, columns)
     except psycopg.errors.DataError:
         cursor.execute("ROLLBACK TO SAVEPOINT cims_stage_copy")
+        # Sequences ignore rollbacks: line numbers must start again at the first data line.
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN line RESTART WITH 2").format(sql.Identifier(table))
+        )
         _copy_rows(cursor, path, table, columns)
     cursor.execute("RELEASE SAVEPOINT cims_stage_copy")
     if not has_id:
@@ -192,8 +196,7 @@ def _create_staging(
         src = sql.SQL("md5({}) || ':' || repeat").format(joined)
     return sql.SQL(
         "CREATE TEMP TABLE {table} (line bigint GENERATED ALWAYS AS IDENTITY (START 2), {cols},"
-        " repeat int NOT NULL DEFAULT 1, src text GENERATED ALWAYS AS ({src}) STORED,"
-        " reject text, skip bool NOT NULL DEFAULT false)"
+        " repeat int NOT NULL DEFAULT 1, src text GENERATED ALWAYS AS ({src}) STORED)"
     ).format(
         table=sql.Identifier(table),
         cols=sql.SQL(", ").join(

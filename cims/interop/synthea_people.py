@@ -14,6 +14,7 @@ from cims.interop.synthea_steps import (
     DATE_RE,
     SYSTEM,
     Context,
+    apply_checks,
     assign_ids,
     insert,
     link,
@@ -95,6 +96,7 @@ def load_payers(ctx: Context) -> None:
     table = "stg_payers"
     require(ctx, table, "id")
     reject_duplicate_keys(ctx, table)
+    apply_checks(ctx, table)
     ctx.added("insurance_payers", ctx.execute(f"SELECT 1 FROM {table} WHERE reject IS NULL"))
 
 
@@ -111,6 +113,7 @@ def load_payer_transitions(ctx: Context, new_patients: str) -> None:
     require(ctx, table, "patient")
     resolve(ctx, table, "patient", "patients", "patient_id")
     reject(ctx, table, "patient_id IS NULL", "PATIENT not found")
+    apply_checks(ctx, table)
     ctx.execute(
         f"UPDATE {table} SET skip = true WHERE reject IS NULL"
         f" AND patient_id NOT IN (SELECT new_id FROM {new_patients} WHERE new_id IS NOT NULL)"

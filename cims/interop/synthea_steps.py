@@ -50,6 +50,7 @@ class Context:
     rejected_counts: dict[str, int] = field(default_factory=dict)
     # True when per-row foreign-key triggers may be skipped (see ``bulk_insert``).
     set_based_keys: bool = False
+    plans: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
     _foreign_keys: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def execute(self, statement: str, params: dict[str, Any] | None = None) -> int:
@@ -62,70 +63,126 @@ class Context:
         self.counts[target] = self.counts.get(target, 0) + rows
 
 
-def add_column(ctx: Context, table: str, column: str, kind: str = "bigint") -> None:
-    """Add a work column to a staging table."""
-    ctx.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+# The checks of a staged file are collected first and then run as ONE statement
+# (``apply_checks``), so a file is read once however many rules it has.
+Check = tuple[str, ...]
+
+
+def _plan(ctx: Context, table: str) -> list[Check]:
+    return ctx.plans.setdefault(table, [])
 
 
 def resolve(ctx: Context, table: str, ref: str, source_table: str, into: str) -> None:
-    """Fill ``into`` with the CIMS id that ``ref`` (a Synthea id) was imported as."""
-    add_column(ctx, table, into)
-    ctx.execute(
-        f"UPDATE {table} s SET {into} = l.target_id FROM import_links l"
-        f" WHERE l.source_system = %(system)s AND l.source_table = %(source)s"
-        f" AND l.source_id = s.{ref}",
-        {"system": SYSTEM, "source": source_table},
-    )
+    """Plan: fill ``into`` with the CIMS id that ``ref`` (a Synthea id) was imported as."""
+    _plan(ctx, table).append(("ref", ref, source_table, into))
 
 
 def reject(ctx: Context, table: str, condition: str, reason: str) -> None:
-    """Mark rows matching ``condition`` as rejected (when not rejected already)."""
-    ctx.execute(
-        f"UPDATE {table} SET reject = %(reason)s WHERE reject IS NULL AND ({condition})",
-        {"reason": reason},
-    )
+    """Plan: reject rows matching ``condition`` (the first failed check gives the reason)."""
+    _plan(ctx, table).append(("rule", condition, reason))
 
 
 def require(ctx: Context, table: str, column: str) -> None:
-    """Reject rows where a required column is empty."""
+    """Plan: reject rows where a required column is empty."""
     reject(ctx, table, f"{column} IS NULL", f"{column.upper()} missing")
 
 
 def require_time(ctx: Context, table: str, column: str, *, optional: bool = False) -> None:
-    """Reject rows whose date/time column is missing (unless optional) or malformed."""
+    """Plan: reject rows whose date/time column is missing (unless optional) or malformed."""
     if not optional:
         require(ctx, table, column)
     reject(ctx, table, f"{column} IS NOT NULL AND {column} !~ '{TIME_RE}'", f"bad {column.upper()}")
 
 
 def require_number(ctx: Context, table: str, column: str) -> None:
-    """Reject rows whose numeric column is present but not a number."""
+    """Plan: reject rows whose numeric column is present but not a number."""
     reject(ctx, table, f"{column} IS NOT NULL AND {column} !~ '{NUM_RE}'", f"bad {column.upper()}")
 
 
 def reject_duplicate_keys(ctx: Context, table: str) -> None:
-    """A source key seen twice in one file: the later rows are rejected."""
-    ctx.execute(
-        f"UPDATE {table} t SET reject = %(reason)s FROM (SELECT ctid AS row_ref,"
-        f" row_number() OVER (PARTITION BY src ORDER BY line) AS seen FROM {table}) d"
-        " WHERE t.ctid = d.row_ref AND d.seen > 1 AND t.reject IS NULL",
-        {"reason": "duplicate Id in file"},
-    )
+    """Plan: a source key seen twice in one file: the later rows are rejected."""
+    reject(ctx, table, "seen > 1", "duplicate Id in file")
 
 
-def assign_ids(ctx: Context, table: str, source_table: str, target: str, into: str) -> None:
-    """Skip rows already imported; give every new, valid row an id from ``target``'s sequence."""
-    ctx.execute(
-        f"UPDATE {table} s SET skip = true WHERE reject IS NULL AND EXISTS ("
-        f"SELECT 1 FROM import_links l WHERE l.source_system = %(system)s"
-        f" AND l.source_table = %(source)s AND l.source_id = s.src)",
-        {"system": SYSTEM, "source": source_table},
+def next_id(ctx: Context, target: str) -> str:
+    """SQL drawing the next id of ``target``'s own sequence."""
+    ctx.cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (target,))
+    return f"nextval('{ctx.cursor.fetchone()[0]}'::regclass)"
+
+
+def apply_checks(
+    ctx: Context,
+    table: str,
+    *,
+    source_table: str | None = None,
+    ids: dict[str, str] | None = None,
+) -> None:
+    """Run the planned checks of ``table`` in one pass, rebuilding it with the verdicts.
+
+    Adds ``reject`` (the first failed rule's reason), ``skip`` (valid but already imported
+    under ``source_table``) and, for every valid new row, each column of ``ids``
+    (column -> SQL giving its new id, e.g. ``nextval(...)``).
+    """
+    plan = ctx.plans.pop(table, [])
+    refs = [check for check in plan if check[0] == "ref"]
+    rules = [check for check in plan if check[0] == "rule"]
+    params: dict[str, Any] = {"system": SYSTEM, "source": source_table}
+    joins, resolved = [], []
+    for n, (_kind, ref, source, into) in enumerate(refs):
+        params[f"ref{n}"] = source
+        joins.append(
+            f" LEFT JOIN import_links l{n} ON l{n}.source_system = %(system)s"
+            f" AND l{n}.source_table = %(ref{n})s AND l{n}.source_id = s.{ref}"
+        )
+        resolved.append(f", l{n}.target_id AS {into}")
+    if any(rule[1] == "seen > 1" for rule in rules):
+        resolved.append(", row_number() OVER (PARTITION BY s.src ORDER BY s.line) AS seen")
+    if source_table:
+        joins.append(
+            " LEFT JOIN import_links done ON done.source_system = %(system)s"
+            " AND done.source_table = %(source)s AND done.source_id = s.src"
+        )
+        resolved.append(", done.target_id IS NOT NULL AS linked")
+    else:
+        resolved.append(", false AS linked")
+    verdict = "NULL::text"
+    if rules:
+        cases = []
+        for n, (_kind, condition, reason) in enumerate(rules):
+            params[f"reason{n}"] = reason
+            cases.append(f" WHEN {condition} THEN %(reason{n})s")
+        verdict = f"CASE{''.join(cases)} END"
+    new_ids = "".join(
+        f", CASE WHEN v.reject IS NULL AND NOT v.linked THEN {expression} END AS {column}"
+        for column, expression in (ids or {}).items()
     )
-    add_column(ctx, table, into)
     ctx.execute(
-        f"UPDATE {table} SET {into} = nextval(pg_get_serial_sequence('{target}', 'id'))"
-        f" WHERE reject IS NULL AND NOT skip"
+        f"CREATE TEMP TABLE {table}_checked AS SELECT v.*,"
+        f" v.reject IS NULL AND v.linked AS skip{new_ids}"
+        f" FROM (SELECT r.*, {verdict} AS reject FROM (SELECT s.*{''.join(resolved)}"
+        f" FROM {table} s{''.join(joins)}) r) v",
+        params,
     )
+    ctx.execute(f"DROP TABLE {table}")
+    ctx.execute(f"ALTER TABLE {table}_checked RENAME TO {table}")
+
+
+def assign_ids(
+    ctx: Context,
+    table: str,
+    source_table: str,
+    target: str,
+    into: str,
+    *,
+    more: dict[str, str] | None = None,
+) -> None:
+    """Run the planned checks; skip rows already imported; new rows get ids of ``target``.
+
+    ``more`` names further id columns and the tables whose sequences give them.
+    """
+    ids = {into: next_id(ctx, target)}
+    ids.update({column: next_id(ctx, other) for column, other in (more or {}).items()})
+    apply_checks(ctx, table, source_table=source_table, ids=ids)
 
 
 def link(ctx: Context, table: str, source_table: str, target: str, id_column: str) -> int:
@@ -186,6 +243,15 @@ def _foreign_keys(ctx: Context, target: str) -> list[tuple[str, str, str]]:
         )
         ctx._foreign_keys[target] = [(str(a), str(b), str(c)) for a, b, c in ctx.cursor.fetchall()]
     return ctx._foreign_keys[target]
+
+
+def _has_column(ctx: Context, table: str, column: str) -> bool:
+    ctx.cursor.execute(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass"
+        " AND attname = %s AND NOT attisdropped",
+        (table, column),
+    )
+    return bool(ctx.cursor.fetchone()[0])
 
 
 def _has_id(ctx: Context, target: str) -> bool:
@@ -249,6 +315,8 @@ def insert(
 
 def collect(ctx: Context, stem: str, table: str) -> None:
     """Move the staged file's rejections and skips into the report."""
+    if table in ctx.plans or not _has_column(ctx, table, "reject"):
+        apply_checks(ctx, table)
     ctx.cursor.execute(
         f"SELECT count(*) FILTER (WHERE reject IS NOT NULL),"
         f" count(*) FILTER (WHERE skip), count(*) FROM {table}"

@@ -229,3 +229,55 @@ def test_refusals(session: Session, tmp_path: Path) -> None:
     assert refused.value.problems == ["import.no_patients_file"]
     with pytest.raises(AccessDenied):
         import_synthea(session=session, actor=factories.actor(session, "nurse"), folder=SAMPLE_C)
+
+
+def test_a_ragged_file_takes_the_careful_path_and_keeps_every_other_row(
+    session: Session, tmp_path: Path
+) -> None:
+    folder = _copy_sample(tmp_path)
+    conditions = folder / "conditions.csv"
+    rows = conditions.read_text(encoding="utf-8").splitlines()
+    # A row cut short (COPY refuses the whole file): it is padded, then rejected by rule.
+    rows.append(",".join(rows[1].split(",")[:3]))
+    conditions.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    report = import_synthea(session=session, actor=factories.actor(session, "admin"), folder=folder)
+    assert report.rejected["conditions"] == [{"line": len(rows), "reason": "CODE missing"}]
+    assert report.added["diagnoses"] == len(rows) - 2
+
+
+def test_identical_rows_in_a_file_are_both_kept_and_never_doubled(
+    session: Session, tmp_path: Path
+) -> None:
+    folder = _copy_sample(tmp_path)
+    immunizations = folder / "immunizations.csv"
+    rows = immunizations.read_text(encoding="utf-8").splitlines()
+    immunizations.write_text("\n".join([*rows, rows[1]]) + "\n", encoding="utf-8")
+    admin = factories.actor(session, "admin")
+
+    first = import_synthea(session=session, actor=admin, folder=folder)
+    again = import_synthea(session=session, actor=admin, folder=folder)
+    assert first.read["immunizations"] == len(rows)
+    assert first.rejected_counts.get("immunizations", 0) == 0
+    assert again.skipped["immunizations"] == len(rows)
+    assert again.added.get("procedures", 0) == 0
+
+
+def test_a_dangling_reference_fails_the_set_based_key_check(session: Session) -> None:
+    from cims.interop.synthea_steps import Context, check_keys
+
+    patient = factories.patient(session)
+    session.flush()
+    ctx = Context(cursor=synthea._raw_cursor(session), run_id=0, actor_id=None)
+    ctx.execute("SET LOCAL session_replication_role = replica")
+    ctx.cursor.execute(
+        "INSERT INTO problems (patient_id, code_system, code, description, status)"
+        " VALUES (%s, 'ICD-10', 'I10', 'x', 'active'), (987654321, 'ICD-10', 'I10', 'x',"
+        " 'active') RETURNING id",
+        (patient.id,),
+    )
+    low, high = (row[0] for row in ctx.cursor.fetchall())
+    ctx.execute("SET LOCAL session_replication_role = origin")
+    with pytest.raises(RuntimeError, match=r"problems\.patient_id = 987654321"):
+        check_keys(ctx, "problems", (low, high))
+    check_keys(ctx, "problems", (low, low))
