@@ -160,6 +160,8 @@ def import_synthea(
     notify = progress or (lambda _fraction, _step: None)
     # One import at a time: two runs of the same export must not both see "not yet linked".
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('cims.import.synthea'))"))
+    # Room to hash whole files in memory instead of spilling to disk (this transaction only).
+    session.execute(text("SET LOCAL work_mem = '128MB'"))
     layout = detect_layout(folder)
     run = ImportRun(
         source_system="synthea",

@@ -21,6 +21,8 @@ TIME_RE: Final = (
     r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$"
 )
 NUM_RE: Final = r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$"
+# A later row whose key an earlier row of the same file already had.
+DUPLICATE: Final = "line > first_line"
 
 
 def ts(column: str) -> str:
@@ -101,7 +103,7 @@ def require_number(ctx: Context, table: str, column: str) -> None:
 
 def reject_duplicate_keys(ctx: Context, table: str) -> None:
     """Plan: a source key seen twice in one file: the later rows are rejected."""
-    reject(ctx, table, "seen > 1", "duplicate Id in file")
+    reject(ctx, table, DUPLICATE, "duplicate Id in file")
 
 
 def next_id(ctx: Context, target: str) -> str:
@@ -135,8 +137,13 @@ def apply_checks(
             f" AND l{n}.source_table = %(ref{n})s AND l{n}.source_id = s.{ref}"
         )
         resolved.append(f", l{n}.target_id AS {into}")
-    if any(rule[1] == "seen > 1" for rule in rules):
-        resolved.append(", row_number() OVER (PARTITION BY s.src ORDER BY s.line) AS seen")
+    if any(rule[1] == DUPLICATE for rule in rules):
+        # Keys seen twice are rare: find them by hashing, not by sorting the whole file.
+        joins.append(
+            f" LEFT JOIN (SELECT src, min(line) AS first_line FROM {table} GROUP BY src"
+            " HAVING count(*) > 1) twice ON twice.src = s.src"
+        )
+        resolved.append(", twice.first_line")
     if source_table:
         joins.append(
             " LEFT JOIN import_links done ON done.source_system = %(system)s"
