@@ -27,7 +27,9 @@ app = typer.Typer(help="CIMS hospital patient-information system.", no_args_is_h
 app.add_typer(audit_app, name="audit", help="Tamper-evident audit chain: verify, seal, anchor.")
 import_app = typer.Typer(help="Load reference tables from files.", no_args_is_help=True)
 app.add_typer(
-    import_app, name="import", help="Load data from files: clinical codes, Synthea, FHIR."
+    import_app,
+    name="import",
+    help="Load data from files: clinical codes, Synthea, FHIR, HL7 lab results.",
 )
 app.add_typer(jobs_app, name="jobs", help="Daily housekeeping: run what is due, show status.")
 app.command("scheduler", help="Run the job scheduler in the foreground (same as jobs scheduler).")(
@@ -254,6 +256,20 @@ def import_fhir_command(
     from cims.interop.cli_support import run_fhir_import
 
     run_fhir_import(_url(), files, as_user=as_user)
+
+
+@import_app.command("hl7")
+def import_hl7_command(
+    files: Annotated[list[Path], typer.Argument(help="Files of HL7 v2 ORU^R01 lab results.")],
+    ack_dir: Annotated[
+        Path | None, typer.Option("--ack-dir", help="Write <file>.ack here (default: stdout).")
+    ] = None,
+    as_user: Annotated[str, typer.Option("--as", help="Account running the import.")] = "admin",
+) -> None:
+    """Import lab results (HL7 ORU^R01) matched by MRN; exit 1 if any message was refused."""
+    from cims.interop.hl7_drop import run_hl7_import
+
+    run_hl7_import(_url(), files, as_user=as_user, ack_dir=ack_dir)
 
 
 export_app = typer.Typer(help="Export data in standard formats.", no_args_is_help=True)

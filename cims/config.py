@@ -48,7 +48,7 @@ class Settings(BaseSettings):
 
     bcrypt_rounds: int = 12
     login_sleep_seconds: float = 0.7
-    session_idle_minutes: int = 15
+    session_idle_minutes: float = 15  # a fraction is allowed (tests use seconds)
     session_absolute_hours: int = 12
     lockout_failures: int = 5
     lockout_minutes: int = 15
@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     payment_webhook_key: SecretStr | None = None
     payment_callback_url: str | None = None
+    # HL7 lab results: the folder the scheduler watches (default var/hl7/in under data_dir;
+    # test runs use only one they set) and the account its imports run as.
+    hl7_drop_dir: Path | None = None
+    hl7_drop_as: str = "admin"
 
     @model_validator(mode="after")
     def _refuse_weak_production(self) -> Settings:

@@ -12,6 +12,7 @@ from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.errors import run_safely
 from ui.format import when
+from ui.hl7_section import hl7_section
 from ui.i18n import language, tr
 
 actor = page_guard(Privilege.IMPORT_DATA)
@@ -151,6 +152,7 @@ def render() -> None:
     st.title(tr("import.title"))
     _synthea()
     _fhir()
+    hl7_section(actor)
     exports = actor.can(Privilege.EXPORT_DATA)
     if exports and st.toggle(tr("import.export_header"), key="import_show_exports"):
         _exports()

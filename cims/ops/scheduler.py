@@ -91,12 +91,19 @@ def _verify_latest_backup(session: Session, now: dt.datetime) -> dict[str, Any]:
     return scheduled_verify(session, now)
 
 
+def _import_hl7_drop(session: Session, now: dt.datetime) -> dict[str, Any]:
+    from cims.interop.hl7_drop import scheduled_drop_import
+
+    return scheduled_drop_import(session, now)
+
+
 JOBS: tuple[DailyJob, ...] = (
     DailyJob("disable_dormant_accounts", _disable_dormant),
     DailyJob("generate_slots", _generate_slots),
     DailyJob("mark_no_shows", _mark_no_shows, every_minutes=30),
     DailyJob("reconcile_payments", _reconcile_payments, every_minutes=15),
     DailyJob("evaluate_reminders", _evaluate_reminders, every_minutes=15),
+    DailyJob("import_hl7_drop", _import_hl7_drop, every_minutes=1),
     DailyJob("backup", _backup, at_setting="backup_at"),
     DailyJob("verify_latest_backup", _verify_latest_backup),
 )

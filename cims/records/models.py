@@ -174,6 +174,12 @@ class Observation(Voidable, Base):
     recorded_by_id: Mapped[int | None] = fk("users.id")
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by_id: Mapped[int | None] = fk("users.id")
+    # A laboratory's result status (HL7 OBX-11: F final, P preliminary, C corrected), the
+    # range as the lab wrote it ("<200", "Negative"), and the earlier result a correction
+    # replaces (that row is voided, never deleted).
+    result_status: Mapped[str | None]
+    ref_text: Mapped[str | None]
+    corrects_id: Mapped[int | None] = fk("observations.id", index=True)
 
 
 class ClinicalNote(Voidable, Base):

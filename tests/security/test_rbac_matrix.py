@@ -674,6 +674,24 @@ _FHIR_BUNDLE = {
 }
 
 
+def _hl7_message(session: Session, _actor: Actor) -> dict[str, Any]:
+    mrn = factories.patient(session).mrn
+    return {
+        "data": "MSH|^~\\&|LIS|LAB|CIMS|HOSP|20261120091500||ORU^R01|RBAC-1|P|2.5.1\r"
+        f"PID|1||{mrn}^^^HOSP^MR\rOBR|1||F-1|2345-7^Glucose^LN\r"
+        "OBX|1|NM|2345-7^Glucose^LN||5.2|mmol/L|3.9-6.1|N|||F\r"
+    }
+
+
+def _hl7_run(session: Session, _actor: Actor) -> dict[str, Any]:
+    from cims.governance.models import ImportRun
+
+    run = ImportRun(source_system="hl7", source_label="lab.hl7", rejected={"rows": {}})
+    session.add(run)
+    session.flush()
+    return {"run_id": run.id}
+
+
 ARGS: dict[str, Args] = {
     "cims.billing.charges.post_pending_charges": lambda s, a: {
         "patient_id": factories.patient(s).id
@@ -682,6 +700,9 @@ ARGS: dict[str, Args] = {
     "cims.interop.synthea.import_synthea": _synthea_folder,
     "cims.interop.synthea.list_import_runs": lambda s, a: {},
     "cims.interop.fhir_import.import_fhir_bundle": lambda s, a: {"bundle": _FHIR_BUNDLE},
+    "cims.interop.hl7_oru.import_hl7": _hl7_message,
+    "cims.interop.hl7_runs.list_hl7_runs": lambda s, a: {},
+    "cims.interop.hl7_runs.export_hl7_unmatched": _hl7_run,
     "cims.interop.fhir_export.export_patient_fhir": lambda s, a: {
         "patient_id": factories.patient(s).id
     },
@@ -1017,6 +1038,9 @@ AUDITED_AS: dict[str, tuple[str, ...]] = {
     "cims.interop.synthea.import_synthea": ("interop.import_synthea",),
     "cims.interop.synthea.list_import_runs": (),
     "cims.interop.fhir_import.import_fhir_bundle": ("interop.import_fhir",),
+    "cims.interop.hl7_oru.import_hl7": ("interop.import_hl7_result", "interop.import_hl7"),
+    "cims.interop.hl7_runs.list_hl7_runs": (),
+    "cims.interop.hl7_runs.export_hl7_unmatched": ("interop.export_hl7_unmatched",),
     "cims.interop.fhir_export.export_patient_fhir": ("interop.export_fhir",),
     "cims.interop.fhir_export.export_all_fhir": ("interop.export_fhir_all",),
     "cims.interop.spreadsheets.export_patient_list": ("interop.export_spreadsheet",),
