@@ -281,10 +281,12 @@ def settle_provider_payment(
     if first is None:
         raise BillingRefused("billing.payment_not_found")
     invoice = lock_invoice(session, first.invoice_id)  # invoice before payment, as everywhere
+    # FOR NO KEY UPDATE: a concurrent callback's payment_events insert holds FOR KEY SHARE on
+    # this row (its foreign key) while it waits for the invoice; FOR UPDATE would deadlock.
     payment = session.scalar(
         select(Payment)
         .where(Payment.id == payment_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     assert payment is not None

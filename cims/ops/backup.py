@@ -13,6 +13,7 @@ only when the restore is complete and matches. Guide: docs/operations-backup.md.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -42,6 +43,8 @@ SUFFIX = ".cimsbak"
 MANIFEST_SUFFIX = ".manifest.json"
 VERIFY_SUFFIX = ".verify.json"
 Progress = Callable[[float, str], None]
+# A full disk (or quota, or file size limit): one clear message, the partial file removed.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _DUMPING = re.compile(r'dumping contents of table "?([^"\s]+)"?')
 
 
@@ -95,6 +98,14 @@ def _new_name(target_dir: Path, now: dt.datetime) -> str:
         n += 1
         name = f"{base}-{n}"
     return name
+
+
+def _drop_unfinished_manifest(final: Path) -> None:
+    """A failed backup leaves no manifest (or half-written one) without its data file."""
+    if not final.exists():
+        manifest = manifest_path(final)
+        manifest.with_name(manifest.name + ".tmp").unlink(missing_ok=True)
+        manifest.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -250,12 +261,18 @@ def create_backup(
         _write_json_atomically(manifest_path(final), manifest)
         os.replace(partial, final)
         _fsync_dir(target_dir)
-    except BaseException:
+    except BaseException as error:
         if dump is not None and dump.poll() is None:
             dump.kill()
             dump.wait()
         if created:
             partial.unlink(missing_ok=True)
+            _drop_unfinished_manifest(final)
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            raise BackupError(
+                f"no space left in the backup folder {target_dir} ({error.strerror}): "
+                "this backup was not kept; earlier backups are untouched"
+            ) from error
         raise
     finally:
         conn.close()
