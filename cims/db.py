@@ -10,9 +10,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from cims import text_guard
 from cims.config import Settings, get_settings
 
 APP_DATABASE = "cims"
+text_guard.install()  # NUL characters become a translated refusal, never a DataError
 
 
 def normalise_url(url: str) -> str:

@@ -9,7 +9,7 @@ from cims.security.care import list_break_glass_for_review, review_break_glass
 from cims.security.rbac import Privilege
 from cims.security.reviews import decide, open_review, start_access_review
 from ui.auth import page_guard
-from ui.format import when
+from ui.format import plain, when
 from ui.i18n import tr
 
 actor = page_guard(Privilege.MANAGE_USERS, Privilege.VIEW_AUDIT)
@@ -30,7 +30,7 @@ for grant, username in grants:
                 at=when(grant.granted_at),
             )
         )
-        st.caption(grant.reason)
+        st.caption(plain(grant.reason))
         left, right = st.columns(2)
         verdict = None
         if left.button(tr("reviews.justified"), key=f"ok{grant.id}"):

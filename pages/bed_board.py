@@ -18,7 +18,7 @@ from cims.records.beds import (
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.errors import run_safely
-from ui.format import localised
+from ui.format import localised, plain
 from ui.i18n import tr
 
 FLASH = "beds_flash"  # (kind, message) shown after the rerun that follows an action
@@ -53,7 +53,7 @@ def _grid(board: BedBoard) -> None:
             if who is None:
                 st.caption(tr(f"beds.status_{tile.status}"))
                 continue
-            st.markdown(f":material/bed: {who.name}  \n{who.mrn}")
+            st.markdown(f":material/bed: {plain(who.name)}  \n{who.mrn}")
             age = "?" if who.age is None else who.age
             st.caption(
                 tr("beds.occupant", sex=tr(f"sex.{who.sex}"), age=age, days=who.days_in)

@@ -19,7 +19,7 @@ from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.downloads import deferred
 from ui.errors import run_safely
-from ui.format import money, when
+from ui.format import money, plain, when
 from ui.i18n import language, tr
 
 FLASH, HITS = "cashier_flash", "cashier_hits"
@@ -175,7 +175,9 @@ def refunds_to_approve() -> None:
         st.subheader(tr("cashier.refunds_waiting"))
     for r in waiting:
         left, mid, right = st.columns([4, 1, 1])
-        left.write(f"{r.requested_by} · {METHODS[r.method]} · {money(r.amount)} · {r.reason}")
+        left.write(
+            f"{r.requested_by} · {METHODS[r.method]} · {money(r.amount)} · {plain(r.reason)}"
+        )
         if mid.button(tr("cashier.approve"), key=f"cashier_approve_{r.refund_id}"):
             act(approve_refund, "cashier.refund_approved", refund_id=r.refund_id)
         if right.button(tr("cashier.reject"), key=f"cashier_reject_{r.refund_id}"):

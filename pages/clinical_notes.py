@@ -16,7 +16,7 @@ from cims.security.rbac import AccessDenied, Privilege
 from ui.auth import page_guard
 from ui.downloads import deferred
 from ui.errors import run_safely
-from ui.format import when
+from ui.format import plain, when
 from ui.i18n import language, tr
 
 FLASH = "clinical_notes_flash"
@@ -107,19 +107,23 @@ def show_note(patient_id: int, note: notes.NoteView, visits: dict[int | None, st
     kind = TYPES.get(note.note_type, note.note_type)
     with st.container(border=True):
         written = when(to_local(note.written_at))
-        st.markdown(f"**{note.title}** · {kind} · {written} · {note.author_name} · `{status}`")
+        st.markdown(
+            f"**{plain(note.title)}** · {kind} · {written} · {note.author_name} · `{status}`"
+        )
         if not note.signed:
             soap_form(patient_id, visits, note)
             return
         for name in notes.SOAP_SECTIONS if note.soap else ():
             if getattr(note.soap, name):
-                st.markdown(f"**{tr(f'clinical_notes.{name}')}**  \n{getattr(note.soap, name)}")
+                st.markdown(
+                    f"**{tr(f'clinical_notes.{name}')}**  \n{plain(getattr(note.soap, name))}"
+                )
         if note.soap is None:
-            st.markdown(note.text)
+            st.markdown(plain(note.text))
         for extra in note.addenda:
             at = when(to_local(extra.written_at))
             head = tr("clinical_notes.addendum_by", author=extra.author_name, at=at)
-            st.info(f"{head}  \n{extra.text}", icon=":material/edit_note:")
+            st.info(f"{head}  \n{plain(extra.text)}", icon=":material/edit_note:")
         if writer:
             with st.form(f"addendum_{note.id}"):
                 text = st.text_area(tr("clinical_notes.addendum"), key=f"addendum_text_{note.id}")

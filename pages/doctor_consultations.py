@@ -28,7 +28,7 @@ from cims.security.care import open_break_glass
 from cims.security.rbac import AccessDenied, Privilege
 from ui.auth import page_guard
 from ui.errors import run_safely
-from ui.format import hhmm, when
+from ui.format import hhmm, plain, when
 from ui.i18n import language, tr
 from ui.thread_files import file_button, file_form
 
@@ -103,8 +103,8 @@ def thread_panel(row: ThreadRow) -> None:
         return
     for item in view.messages:
         with st.chat_message("user" if item.from_patient else "assistant"):
-            st.caption(f"{item.sender_name} · {when(item.sent_at)}")
-            st.write(item.body)
+            st.caption(f"{plain(item.sender_name)} · {when(item.sent_at)}")
+            st.markdown(plain(item.body))
             file_button(actor, item, row.thread_id, download_thread_file)
     if view.thread.status == "closed":
         st.info(tr("consult.closed"))

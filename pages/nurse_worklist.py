@@ -10,7 +10,7 @@ from cims.records.worklist import Worklist, nurse_worklist
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.errors import run_safely
-from ui.format import hhmm, localised, when
+from ui.format import hhmm, localised, plain, when
 from ui.i18n import tr
 
 FLASH = "worklist_flash"
@@ -29,7 +29,7 @@ def _check_in(work: Worklist) -> None:
     for row in work.to_check_in:
         text, button = st.columns([4, 1])
         dept = localised(row.department_zh, row.department_en)
-        text.markdown(f"{hhmm(row.scheduled_at)} · **{row.name}** · {row.mrn} · {dept}")
+        text.markdown(f"{hhmm(row.scheduled_at)} · **{plain(row.name)}** · {row.mrn} · {dept}")
         if button.button(tr("worklist.check_in"), key=f"check_in_{row.appointment_id}"):
             try:
                 with session_scope() as db:

@@ -12,7 +12,7 @@ from cims.patients.service import void_patient
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.errors import run_safely
-from ui.format import when
+from ui.format import plain, when
 from ui.i18n import tr
 from ui.patient_form import demographics_fields, prefill
 
@@ -138,7 +138,7 @@ def render() -> None:
     except InvalidPatient as refusal:
         refused(refusal)
         return
-    st.subheader(f"{form.full_name} · {form.mrn}")
+    st.subheader(f"{plain(form.full_name)} · {form.mrn}")
     if form.live:
         edit(form)
     else:

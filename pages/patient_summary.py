@@ -11,7 +11,7 @@ from cims.records.summary import PatientSummary, build_summary
 from cims.security.care import open_break_glass
 from cims.security.rbac import AccessDenied, Privilege
 from ui.auth import page_guard
-from ui.format import hhmm, money, when
+from ui.format import hhmm, money, plain, when
 from ui.i18n import language, tr
 
 actor = page_guard(Privilege.VIEW_CLINICAL)
@@ -105,7 +105,7 @@ def _render(summary: PatientSummary) -> None:
     st.subheader(tr("summary.narrative"))
     for statement in narrative(summary, lang):
         tags = " ".join(f"`{source.tag()}`" for source in statement.sources[:3])
-        st.markdown(f"- {statement.text} :gray[{tags}]")
+        st.markdown(f"- {plain(statement.text)} :gray[{tags}]")
     st.subheader(tr("summary.medications"))
     if summary.medications:
         rows = [
@@ -133,7 +133,7 @@ def _render(summary: PatientSummary) -> None:
         marks += [tr("clinical_notes.status_draft")] if note.status == "draft" else []
         tags = "".join(f" · `{mark}`" for mark in marks)
         written = when(to_local(note.written_at))
-        st.markdown(f"**{note.title}**{tags} · {written}  \n{note.first_line}")
+        st.markdown(f"**{plain(note.title)}**{tags} · {written}  \n{plain(note.first_line)}")
     if not summary.notes:
         st.info(tr("summary.no_notes"))
     st.subheader(tr("summary.follow_ups"))
@@ -141,7 +141,7 @@ def _render(summary: PatientSummary) -> None:
         st.warning(gap_text(gap, lang))
     open_items = [f for f in summary.follow_ups if f.open]
     for item in open_items:
-        st.markdown(f"- {item.due_date.isoformat()} · {item.description} ({item.status})")
+        st.markdown(f"- {item.due_date.isoformat()} · {plain(item.description)} ({item.status})")
     if not open_items and not summary.care_gaps:
         st.info(tr("summary.no_follow_ups"))
     cols = st.columns(2)

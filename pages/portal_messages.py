@@ -18,7 +18,7 @@ from cims.engagement.errors import InvalidEngagement
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
 from ui.errors import run_safely
-from ui.format import localised, when
+from ui.format import localised, plain, when
 from ui.i18n import tr
 from ui.thread_files import file_button, file_form
 
@@ -63,8 +63,8 @@ def conversation(view: ThreadView) -> None:
     for item in view.messages:
         name = tr("consult.me") if item.mine else item.sender_name
         with st.chat_message("user" if item.mine else "assistant"):
-            st.caption(f"{name} · {when(item.sent_at)}")
-            st.write(item.body)
+            st.caption(f"{plain(name)} · {when(item.sent_at)}")
+            st.markdown(plain(item.body))
             file_button(actor, item, view.thread.thread_id, download_my_thread_file)
     if view.thread.status == "closed":
         st.info(tr("consult.closed"))

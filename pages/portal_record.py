@@ -9,7 +9,7 @@ from cims.records.narrative import localise_name
 from cims.records.summary import my_summary
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
-from ui.format import localised, when
+from ui.format import localised, plain, when
 from ui.i18n import language, tr
 
 actor = page_guard(Privilege.PORTAL_SELF)
@@ -75,4 +75,4 @@ open_items = [f for f in record.follow_ups if f.open]
 if open_items:
     st.subheader(tr("summary.follow_ups"))
     for item in open_items:
-        st.markdown(f"- {item.due_date.isoformat()} · {item.description}")
+        st.markdown(f"- {item.due_date.isoformat()} · {plain(item.description)}")

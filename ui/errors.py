@@ -10,6 +10,7 @@ import streamlit as st
 
 from cims.security.incidents import LockdownActive
 from cims.security.rbac import AccessDenied
+from cims.text_guard import InvalidText
 from ui.i18n import tr
 
 log = logging.getLogger("cims.ui")
@@ -24,6 +25,9 @@ def run_safely(render: Callable[[], object]) -> None:
         st.error(tr("common.access_denied"))
     except LockdownActive:
         st.error(tr("common.lockdown"))
+    except InvalidText as refusal:  # e.g. a NUL character pasted into any text box
+        for problem in refusal.problems:
+            st.error(tr(problem))
     except Exception:
         reference = secrets.token_hex(4)
         log.exception("unexpected error (reference %s)", reference)

@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 from ui.i18n import language
+
+# Characters that make markdown (or Streamlit's :color[...] and $math$ extensions) inside a
+# line: links and images need "[", HTML and autolinks "<" or ":", entities "&". A backslash
+# makes each literal; the rendered text looks the same.
+_INLINE_SYNTAX = re.compile(r"([\\`*_\[\]<>|~:$&])")
+# Block syntax only counts at the start of a line: headings, lists, quotes, rules.
+_LINE_START = re.compile(r"^([ \t]*\d*)([#>+=.)-])", re.MULTILINE)
+
+
+def plain(text: str) -> str:
+    """User text shown literally inside st.markdown/st.write/st.info/st.caption.
+
+    Links, images, headings, lists, HTML and entities, colour directives and LaTeX all show
+    as typed (no remote image is fetched, no link is made); line breaks are kept.
+    """
+    escaped = _INLINE_SYNTAX.sub(r"\\\1", text)
+    escaped = _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
+    return escaped.replace("\n", "  \n")
 
 
 def money(amount: Decimal | float | int) -> str:

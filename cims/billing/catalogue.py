@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from cims.security import audit
 from cims.security.rbac import Actor, Privilege, requires
 
 CENT = Decimal("0.01")
+MAX_MONEY: Final = Decimal("10000000000")  # NUMERIC(12,2): up to 9,999,999,999.99
 
 
 class BillingRefused(ValueError):
@@ -41,7 +42,9 @@ def to_money(value: object, *, key: str = "billing.amount_invalid") -> Decimal:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as bad:
         raise BillingRefused(key) from bad
-    if not amount.is_finite() or amount != amount.quantize(CENT):
+    # NUMERIC(12,2) holds at most 10 digits before the point; larger would overflow the
+    # column (and quantize itself fails past the context precision).
+    if not amount.is_finite() or abs(amount) >= MAX_MONEY or amount != amount.quantize(CENT):
         raise BillingRefused(key)
     return amount.quantize(CENT)
 

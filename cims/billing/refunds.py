@@ -23,7 +23,7 @@ from cims.base import utcnow
 from cims.billing.catalogue import BillingRefused, to_money
 from cims.billing.invoices import lock_invoice, status_for
 from cims.billing.models import Payment, Refund
-from cims.billing.payments import hold_open_day
+from cims.billing.payments import MAX_KEY, hold_open_day
 from cims.clock import local_today, to_local
 from cims.security import audit
 from cims.security.models import User
@@ -86,7 +86,7 @@ def request_refund(
         raise BillingRefused("billing.amount_invalid")
     if not why:
         raise BillingRefused("billing.reason_required")
-    if not idempotency_key:
+    if not idempotency_key or len(idempotency_key) > MAX_KEY:  # the key is unique-indexed
         raise BillingRefused("billing.key_invalid")
     first = session.get(Payment, payment_id)
     if first is None:

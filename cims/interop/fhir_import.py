@@ -188,7 +188,7 @@ def import_fhir_bundle(
         if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
             raise ValueError("not a Bundle")
         Bundle.model_validate(data)
-    except (ValidationError, ValueError):
+    except (ValidationError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise InvalidImport(["import.invalid_fhir"]) from None
     run = ImportRun(
         source_system=SYSTEM, source_label=label, layout="fhir-r4", started_by_id=actor.user_id

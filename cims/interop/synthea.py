@@ -152,7 +152,11 @@ def import_synthea(
 ) -> ImportReport:
     """Load a Synthea CSV folder into CIMS in the caller's transaction; returns the report."""
     folder = Path(folder)
-    if not folder.is_dir():
+    try:
+        is_folder = folder.is_dir()
+    except OSError:  # e.g. a name longer than the file system allows
+        is_folder = False
+    if not is_folder:
         raise InvalidImport(["import.not_a_folder"])
     if not (folder / "patients.csv").exists():
         raise InvalidImport(["import.no_patients_file"])

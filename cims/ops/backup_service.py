@@ -106,7 +106,10 @@ def back_up_now(
 
 
 def _run_verify(session: Session, actor: Actor | None, path: Path, scratch: URL) -> VerifyReport:
-    report = verify_backup(path, private_key_path=_private_key(), scratch_url=scratch)
+    try:
+        report = verify_backup(path, private_key_path=_private_key(), scratch_url=scratch)
+    except OSError as error:  # e.g. a name longer than the file system allows
+        report = VerifyReport(path=path, problems=[f"{path.name[:80]}: {error.strerror}"])
     audit.record(
         session, actor, "backup.verify", username=None if actor else "system",
         outcome="success" if report.ok else "failure",

@@ -24,6 +24,7 @@ from cims.security.crypto import load_cipher
 from cims.security.models import User
 from cims.security.passwords import hash_password, password_problems
 from cims.security.signin import revoke_user_sessions
+from cims.text_guard import without_nul
 
 PENDING_PREFIX: Final = "pending_"
 
@@ -63,7 +64,7 @@ def _refused(session: Session, action: str, reason: str) -> None:
 
 def start_signup(*, session: Session, mrn: str, id_or_phone: str) -> Ticket | None:
     """Send a code to the patient's mobile if the details match and there is no account yet."""
-    patient = _identify(session, mrn, id_or_phone)
+    patient = _identify(session, without_nul(mrn), without_nul(id_or_phone))
     if patient is None:
         _refused(session, "auth.portal_signup", "identity")
         return None
@@ -126,7 +127,8 @@ def finish_signup(
 
 def start_password_reset(*, session: Session, username: str, mrn: str) -> Ticket | None:
     """Send a code to the mobile on record of this patient account, if the details match."""
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    name = without_nul(username.strip().lower())  # no account name holds a NUL
+    user = session.scalar(select(User).where(User.username == name))
     patient = session.get(Patient, user.patient_id) if user and user.patient_id else None
     if user is None or patient is None or patient.mrn != mrn.strip() or not user.is_active:
         _refused(session, "auth.password_reset", "identity")

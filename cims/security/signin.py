@@ -20,6 +20,7 @@ from cims.security.mfa import hash_recovery_code, new_recovery_codes, totp_step
 from cims.security.models import AuthSession, RecoveryCode, SignInAttempt, User
 from cims.security.passwords import hash_password, password_problems, verify_password
 from cims.security.rbac import Actor
+from cims.text_guard import without_nul
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class PasswordResult:
 def check_password(*, session: Session, username: str, password: str) -> PasswordResult:
     """Verify username and password; wrong, unknown, locked and disabled all look alike."""
     settings = get_settings()
-    name = username.strip().lower()
+    name = without_nul(username.strip().lower())  # recorded below; no account holds a NUL
     user = session.scalar(select(User).where(User.username == name))
     now = utcnow()
     # Always spend one bcrypt so an unknown name takes as long as a wrong password.

@@ -11,6 +11,7 @@ from cims.db import session_scope
 from cims.records.orders import create_treatment_plan
 from cims.security.rbac import Actor
 from ui.encounter_tabs.common import act, current_view
+from ui.format import plain
 from ui.i18n import tr
 
 FOLLOW_UP_ROWS = 3
@@ -20,11 +21,11 @@ def render(actor: Actor, patient_id: int, encounter_id: int) -> None:
     """The encounter's plans with their follow-ups, and the plan form."""
     view = current_view(actor, encounter_id)
     for plan, follow_ups in view.plans:
-        st.markdown(f"**{plan.title}** · {plan.start_date.isoformat()}")
+        st.markdown(f"**{plain(plan.title)}** · {plan.start_date.isoformat()}")
         if plan.goals:
-            st.caption(plan.goals)
+            st.caption(plain(plan.goals))
         for item in follow_ups:
-            st.markdown(f"- {item.due_date.isoformat()} · {item.description}")
+            st.markdown(f"- {item.due_date.isoformat()} · {plain(item.description)}")
     if not view.plans:
         st.info(tr("encounter.no_plans"))
     if view.encounter.status != "open":

@@ -1,0 +1,1 @@
+"""Hostile-input corpus and static page-safety checks (issue 11)."""
