@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint e2e bench venv clean-venv db-test
+.PHONY: run test lint scan e2e bench bench-smoke venv clean-venv db-test
 
 run: $(STAMP) ## set up, migrate, load the demo hospital on first start, serve on CIMS_PORT
 	$(PY) -m cims run
@@ -17,6 +17,12 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy cims analytics models
 
+scan: $(STAMP) ## security scans: bandit (fails on HIGH) and pip-audit (skipped when offline)
+	$(PY) -m bandit -q -c pyproject.toml -r cims analytics models pages ui app.py server.py \
+	  --severity-level high
+	@echo "bandit: no HIGH severity findings"
+	$(PY) scripts/audit_deps.py
+
 e2e: $(STAMP) ## real-browser journeys (installs Debian chromium and CJK fonts if missing)
 	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q . || { \
 	  echo "installing Debian chromium and CJK fonts (Chinese names must not print as boxes) ..."; \
@@ -24,10 +30,11 @@ e2e: $(STAMP) ## real-browser journeys (installs Debian chromium and CJK fonts i
 	    fonts-noto-cjk) >/dev/null || { echo "could not install chromium"; exit 1; }; }
 	$(PY) -m pytest -q -p no:cacheprovider tests/e2e --e2e
 
-bench: $(STAMP) ## benchmarks: each prints one JSON line
-	@set -e; for b in $$(ls bench/*.py 2>/dev/null); do \
-	  case $$b in */_*) continue;; esac; \
-	  echo "== $$b"; $(PY) $$b; done
+bench: $(STAMP) ## every benchmark at full scale (each prints one JSON line); writes bench/RESULTS.md
+	$(PY) bench/_run_all.py
+
+bench-smoke: $(STAMP) ## every benchmark at small scale: checks each prints its JSON line (var/bench/smoke/)
+	$(PY) bench/_run_all.py --smoke
 
 venv: $(STAMP)
 
