@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 
 from analytics.snapshot import connect
 
@@ -98,7 +98,7 @@ def check_select(sql: str) -> str:
         raise QueryRefused("analytics.refused_empty")
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-    except ParseError:
+    except (ParseError, TokenError):  # an unclosed quote fails in the tokenizer
         raise QueryRefused("analytics.refused_syntax") from None
     if not statements:
         raise QueryRefused("analytics.refused_empty")

@@ -3,12 +3,18 @@
 Every grouped result carries a ``patients`` column (distinct patients behind the row);
 rows behind fewer than ``MIN_GROUP`` patients are suppressed (measures blanked, flagged)
 before they leave this module, so a cached or exported frame never holds them.
+
+Speed: visits, charges and payments are stored in time order and the ``agg_*`` tables
+(analytics.rollups) are sorted by day, so a period's query reads that period's row
+groups only; patients are counted by the integer ``patient_no``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -61,11 +67,15 @@ def _where(
     filters: Filters, column: str, *, types: bool = True, alias: str = "", since: bool = True
 ) -> tuple[str, list[Any]]:
     """WHERE clause and parameters: period on ``column`` (or only its end), departments,
-    visit types."""
+    visit types. A ``day`` or ``*_date`` column is compared with dates, others with times."""
     prefix = f"{alias}." if alias else ""
-    start, end = _bounds(filters)
-    clauses = [f"{prefix}{column} < ?"]
-    params: list[Any] = [end]
+    if column == "day" or column.endswith("_date"):
+        start: Any = filters.start
+        clauses: list[str] = [f"{prefix}{column} <= ?"]
+        params: list[Any] = [filters.end]
+    else:
+        start, end = _bounds(filters)
+        clauses, params = [f"{prefix}{column} < ?"], [end]
     if since:
         clauses.insert(0, f"{prefix}{column} >= ?")
         params.insert(0, start)
@@ -80,7 +90,7 @@ def _where(
 
 def _appointments_where(filters: Filters) -> tuple[str, list[Any]]:
     """Appointments are outpatient bookings: a visit-type filter without it leaves none."""
-    where, params = _where(filters, "scheduled_at", types=False)
+    where, params = _where(filters, "day", types=False)
     if filters.visit_types and "outpatient" not in filters.visit_types:
         where += " AND false"
     return where, params
@@ -144,7 +154,7 @@ def _kpi_values(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, f
     values: dict[str, float | None] = {}
     row = con.execute(
         "SELECT count(*), count(*) FILTER (encounter_type = 'inpatient'), "
-        f"count(DISTINCT patient_key) FROM visits WHERE {visits}",
+        f"count(DISTINCT patient_no) FROM visits WHERE {visits}",
         vp,
     ).fetchall()[0]
     values["visits"], values["admissions"], values["patients"] = map(float, row)
@@ -161,45 +171,30 @@ def _kpi_values(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, f
         or 0.0
     )
     # Open balance now of the invoices issued by the period's end.
-    open_where, op = _where(filters, "issued_at", since=False)
+    open_where, op = _where(filters, "day", since=False)
     values["outstanding"] = (
-        _scalar(
-            con,
-            "SELECT sum(patient_amount - paid_amount) FROM invoices "
-            f"WHERE {open_where} AND list_contains(?::VARCHAR[], status)",
-            [*op, list(OPEN_INVOICE)],
-        )
-        or 0.0
+        _scalar(con, f"SELECT sum(balance) FROM agg_open_invoices WHERE {open_where}", op) or 0.0
     )
     appts, ap = _appointments_where(filters)
     waits = con.execute(
-        "SELECT avg(epoch(seen_at - checked_in_at) / 60.0) "
-        "FILTER (seen_at IS NOT NULL AND checked_in_at IS NOT NULL), "
-        "avg(epoch(scheduled_at - booked_at) / 86400.0) FILTER (status <> 'cancelled'), "
+        "SELECT avg(wait_s / 60.0), avg(lead_exact_days) FILTER (status <> 'cancelled'), "
         "count(*) FILTER (status = 'no_show'), "
         "count(*) FILTER (status IN ('seen', 'checked_in', 'no_show')) "
-        f"FROM appointments WHERE {appts}",
+        f"FROM agg_appointments WHERE {appts}",
         ap,
     ).fetchall()[0]
     values["avg_wait_min"] = None if waits[0] is None else float(waits[0])
     values["avg_lead_days"] = None if waits[1] is None else float(waits[1])
     values["no_show_rate"] = float(waits[2]) / waits[3] if waits[3] else None
-    stays, sp = _where(replace(filters, visit_types=()), "ended_at")
-    values["alos_days"] = _scalar(
-        con,
-        "SELECT avg(epoch(ended_at - started_at) / 86400.0) FROM visits "
-        f"WHERE {stays} AND encounter_type = 'inpatient'",
-        sp,
-    )
-    readmit = con.execute(
-        "SELECT count(*), count(*) FILTER (EXISTS (SELECT 1 FROM visits n "
-        "WHERE n.patient_key = i.patient_key AND n.encounter_type = 'inpatient' "
-        "AND n.started_at > i.ended_at AND n.started_at <= i.ended_at + INTERVAL 30 DAY)) "
-        f"FROM visits i WHERE {_where(replace(filters, visit_types=()), 'ended_at', alias='i')[0]} "
-        "AND i.encounter_type = 'inpatient'",
+    # Inpatient discharges of the period (any visit type filter aside) and readmissions.
+    stays, sp = _where(replace(filters, visit_types=()), "day")
+    stay = con.execute(
+        "SELECT avg(stay_days), count(*), count(*) FILTER (readmitted) "
+        f"FROM agg_stays WHERE {stays}",
         sp,
     ).fetchall()[0]
-    values["readmission_rate"] = float(readmit[1]) / readmit[0] if readmit[0] else None
+    values["alos_days"] = None if stay[0] is None else float(stay[0])
+    values["readmission_rate"] = float(stay[2]) / stay[1] if stay[1] else None
     surveys, sv = _where(filters, "completed_at")
     score = con.execute(
         "SELECT avg(list_avg([rating_waiting, rating_doctor, rating_environment, "
@@ -234,7 +229,7 @@ def volume_trend(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
     where, params = _where(filters, "started_at")
     sql = (
         f"SELECT date_trunc('{filters.grain}', started_at)::DATE AS period, department_code, "
-        "encounter_type, count(*) AS visits, count(DISTINCT patient_key) AS patients "
+        "encounter_type, count(*) AS visits, count(DISTINCT patient_no) AS patients "
         f"FROM visits WHERE {where} GROUP BY ALL ORDER BY ALL"
     )
     return suppress(_frame(con, sql, params))
@@ -245,7 +240,7 @@ def doctor_workload(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Data
     where, params = _where(filters, "started_at")
     sql = (
         "SELECT doctor_key, department_code, count(*) AS visits, "
-        "count(DISTINCT patient_key) AS patients FROM visits "
+        "count(DISTINCT patient_no) AS patients FROM visits "
         f"WHERE {where} AND doctor_key IS NOT NULL GROUP BY ALL ORDER BY visits DESC LIMIT 25"
     )
     return suppress(_frame(con, sql, params))
@@ -257,7 +252,7 @@ def revenue_trend(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
     sql = (
         f"SELECT date_trunc('{filters.grain}', service_date)::DATE AS period, "
         "sum(amount)::DOUBLE AS revenue, sum(insurance_amount)::DOUBLE AS insurance, "
-        "sum(patient_amount)::DOUBLE AS patient, count(DISTINCT patient_key) AS patients "
+        "sum(patient_amount)::DOUBLE AS patient, count(DISTINCT patient_no) AS patients "
         f"FROM charges WHERE {where} GROUP BY ALL ORDER BY ALL"
     )
     return suppress(_frame(con, sql, params))
@@ -268,7 +263,7 @@ def payer_mix(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     where, params = _where(filters, "service_date")
     sql = (
         "SELECT insurance_type, sum(amount)::DOUBLE AS revenue, "
-        "count(DISTINCT patient_key) AS patients "
+        "count(DISTINCT patient_no) AS patients "
         f"FROM charges WHERE {where} GROUP BY ALL ORDER BY revenue DESC"
     )
     return suppress(_frame(con, sql, params))
@@ -279,26 +274,25 @@ AGING_BUCKETS: Final = ("0-30", "31-60", "61-90", "90+")
 
 def ar_aging(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """Open patient balances by days since the invoice was issued (at the period's end)."""
-    where, params = _where(filters, "issued_at", since=False)
+    where, params = _where(filters, "day", since=False)
     sql = (
         "SELECT CASE WHEN age <= 30 THEN '0-30' WHEN age <= 60 THEN '31-60' "
         "WHEN age <= 90 THEN '61-90' ELSE '90+' END AS bucket, "
         "sum(balance)::DOUBLE AS balance, count(*) AS invoices, "
-        "count(DISTINCT patient_key) AS patients FROM ("
-        "SELECT date_diff('day', issued_at::DATE, ?::DATE) AS age, patient_key, "
-        "patient_amount - paid_amount AS balance FROM invoices "
-        f"WHERE {where} AND list_contains(?::VARCHAR[], status)) GROUP BY ALL ORDER BY bucket"
+        "count(DISTINCT patient_no) AS patients FROM ("
+        "SELECT date_diff('day', day, ?::DATE) AS age, patient_no, balance "
+        f"FROM agg_open_invoices WHERE {where}) GROUP BY ALL ORDER BY bucket"
     )
-    return suppress(_frame(con, sql, [filters.end, *params, list(OPEN_INVOICE)]))
+    return suppress(_frame(con, sql, [filters.end, *params]))
 
 
 def wait_distribution(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """Check-in to seen waits in 10-minute bins (the last bin is 60+)."""
     where, params = _appointments_where(filters)
     sql = (
-        "SELECT least(floor(epoch(seen_at - checked_in_at) / 600), 6)::INT * 10 AS wait_min, "
-        "count(*) AS appointments, count(DISTINCT patient_key) AS patients FROM appointments "
-        f"WHERE {where} AND seen_at IS NOT NULL AND checked_in_at IS NOT NULL "
+        "SELECT least(floor(wait_s / 600), 6)::INT * 10 AS wait_min, "
+        "count(*) AS appointments, count(DISTINCT patient_no) AS patients "
+        f"FROM agg_appointments WHERE {where} AND wait_s IS NOT NULL "
         "GROUP BY ALL ORDER BY ALL"
     )
     return suppress(_frame(con, sql, params))
@@ -315,9 +309,9 @@ def no_show_by_lead(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Data
         "THEN '3-7' WHEN lead <= 14 THEN '8-14' ELSE '15+' END AS lead_days, "
         "count(*) AS appointments, count(*) FILTER (status = 'no_show') AS no_shows, "
         "count(*) FILTER (status = 'no_show') / count(*) AS no_show_rate, "
-        "count(DISTINCT patient_key) AS patients FROM ("
-        "SELECT date_diff('day', booked_at::DATE, scheduled_at::DATE) AS lead, status, "
-        f"patient_key FROM appointments WHERE {where} "
+        "count(DISTINCT patient_no) AS patients FROM ("
+        "SELECT lead_days AS lead, status, "
+        f"patient_no FROM agg_appointments WHERE {where} "
         "AND status IN ('seen', 'checked_in', 'no_show')) GROUP BY ALL ORDER BY min(lead)"
     )
     return suppress(_frame(con, sql, params))
@@ -327,10 +321,10 @@ def no_show_by_weekday(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.D
     """No-show rate by weekday (1 = Monday)."""
     where, params = _appointments_where(filters)
     sql = (
-        "SELECT isodow(scheduled_at) AS weekday, count(*) AS appointments, "
+        "SELECT isodow(day) AS weekday, count(*) AS appointments, "
         "count(*) FILTER (status = 'no_show') AS no_shows, "
         "count(*) FILTER (status = 'no_show') / count(*) AS no_show_rate, "
-        "count(DISTINCT patient_key) AS patients FROM appointments "
+        "count(DISTINCT patient_no) AS patients FROM agg_appointments "
         f"WHERE {where} AND status IN ('seen', 'checked_in', 'no_show') "
         "GROUP BY ALL ORDER BY ALL"
     )
@@ -339,11 +333,12 @@ def no_show_by_weekday(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.D
 
 def top_diagnoses(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """The ten most frequent primary diagnoses."""
-    where, params = _where(filters, "diagnosed_at")
+    where, params = _where(filters, "day")
     sql = (
-        "SELECT code, any_value(description) AS description, count(*) AS diagnoses, "
-        "count(DISTINCT patient_key) AS patients FROM diagnoses "
-        f"WHERE {where} AND rank = 'primary' GROUP BY code ORDER BY diagnoses DESC, code LIMIT 10"
+        "SELECT code, description, diagnoses, patients FROM ("
+        "SELECT code, count(*) AS diagnoses, count(DISTINCT patient_no) AS patients "
+        f"FROM agg_diagnoses WHERE {where} GROUP BY code ORDER BY diagnoses DESC, code LIMIT 10"
+        ") JOIN agg_diagnosis_codes USING (code) ORDER BY diagnoses DESC, code"
     )
     return suppress(_frame(con, sql, params))
 
@@ -353,7 +348,7 @@ def utilisation(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFram
     where, params = _where(filters, "started_at")
     sql = (
         "SELECT isodow(started_at) AS weekday, hour(started_at) AS hour, count(*) AS visits, "
-        f"count(DISTINCT patient_key) AS patients FROM visits WHERE {where} "
+        f"count(DISTINCT patient_no) AS patients FROM visits WHERE {where} "
         "GROUP BY ALL ORDER BY ALL"
     )
     return suppress(_frame(con, sql, params))
@@ -367,7 +362,7 @@ def satisfaction_trend(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.D
         "avg(list_avg([rating_waiting, rating_doctor, rating_environment, rating_billing])) "
         "AS score, 100.0 * (count(*) FILTER (recommend >= 9) - count(*) FILTER "
         "(recommend <= 6)) / nullif(count(recommend), 0) AS nps, count(*) AS responses, "
-        f"count(DISTINCT patient_key) AS patients FROM surveys WHERE {where} "
+        f"count(DISTINCT patient_no) AS patients FROM surveys WHERE {where} "
         "GROUP BY ALL ORDER BY ALL"
     )
     return suppress(_frame(con, sql, params))
@@ -388,7 +383,7 @@ def risk_by_department(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.D
     bands = " ".join(f"WHEN score >= {low} THEN '{label}'" for low, label in reversed(RISK_BANDS))
     sql = (
         f"SELECT model_name, department_code, CASE {bands} END AS band, count(*) AS scores, "
-        "avg(score) AS mean_score, count(DISTINCT patient_key) AS patients FROM risk_scores "
+        "avg(score) AS mean_score, count(DISTINCT patient_no) AS patients FROM risk_scores "
         f"WHERE {where} GROUP BY ALL ORDER BY ALL"
     )
     return suppress(_frame(con, sql, params))
@@ -410,11 +405,38 @@ CHARTS: Final[dict[str, Callable[[duckdb.DuckDBPyConnection, Filters], pd.DataFr
 }
 
 
-def dashboard_frames(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, pd.DataFrame]:
-    """Everything the manager dashboard shows: the KPI cards and every chart's table."""
-    frames = {"kpis": kpis(con, filters)}
-    frames.update({name: query(con, filters) for name, query in CHARTS.items()})
-    return frames
+DASHBOARD_WORKERS: Final = 2
+
+
+def dashboard_frames(
+    con: duckdb.DuckDBPyConnection, filters: Filters, *, workers: int = DASHBOARD_WORKERS
+) -> dict[str, pd.DataFrame]:
+    """Everything the manager dashboard shows: the KPI cards and every chart's table.
+
+    With ``workers`` > 1 the queries run side by side, each on its own cursor (DuckDB
+    releases the GIL while it works); the KPIs, the longest job, start first.
+    """
+    jobs: dict[str, Callable[[duckdb.DuckDBPyConnection, Filters], pd.DataFrame]]
+    jobs = {"kpis": kpis, **CHARTS}
+    if workers <= 1:
+        return {name: job(con, filters) for name, job in jobs.items()}
+    local = threading.local()
+    cursors: list[duckdb.DuckDBPyConnection] = []
+
+    def run(job: Callable[[duckdb.DuckDBPyConnection, Filters], pd.DataFrame]) -> pd.DataFrame:
+        cursor = getattr(local, "cursor", None)
+        if cursor is None:
+            cursor = local.cursor = con.cursor()
+            cursors.append(cursor)
+        return job(cursor, filters)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {name: pool.submit(run, job) for name, job in jobs.items()}
+            return {name: future.result() for name, future in futures.items()}
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def departments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -62,7 +62,7 @@ class Dashboard:
 
 def load_frames(path: str, _mtime: float, filters: Filters) -> dict[str, pd.DataFrame]:
     """Compute the dashboard's frames from the snapshot at ``path`` (pages cache this)."""
-    with connect(Path(path)) as con:
+    with connect(Path(path), threads=1) as con:
         return dashboard_frames(con, filters)
 
 
@@ -206,11 +206,12 @@ def save_query(
         problems.append(refusal.reason)
     if problems:
         raise InvalidSavedQuery(problems)
+    name = name.strip()  # stored stripped, so looked up stripped (" x" would collide)
     saved = session.scalar(
         select(SavedQuery).where(SavedQuery.owner_id == actor.user_id, SavedQuery.name == name)
     )
     if saved is None:
-        saved = SavedQuery(owner_id=actor.user_id, name=name.strip(), sql=sql, shared=shared)
+        saved = SavedQuery(owner_id=actor.user_id, name=name, sql=sql, shared=shared)
         session.add(saved)
     else:
         saved.sql, saved.shared, saved.updated_at = sql, shared, utcnow()

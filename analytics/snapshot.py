@@ -14,11 +14,12 @@ import datetime as dt
 import fcntl
 import hashlib
 import hmac
-import itertools
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,23 @@ from typing import Any, Final
 import duckdb
 from sqlalchemy.engine import make_url
 
+from analytics.rollups import build_rollups
+from analytics.tables import AGE_BANDS as AGE_BANDS  # re-exported: tests and pages use it
+from analytics.tables import (
+    BUILDS,
+    FETCH_ORDER,
+    LOOKUPS,
+    MAPS,
+    PARTITION_DATES,
+    SOURCES,
+    SPLIT,
+)
 from cims.config import get_settings
 
 SNAPSHOT_FILE: Final = "snapshot.duckdb"
+# Layout version: a snapshot of another format reads as "none yet" until rebuilt.
+SNAPSHOT_FORMAT: Final = 2
 PARQUET_DIR: Final = "parquet"
-# Age bands (lower bounds); a band is "lo-hi" or "80+".
-AGE_BANDS: Final = (0, 18, 35, 50, 65, 80)
 Progress = Callable[[float, str], None]
 
 
@@ -96,157 +108,6 @@ def adbc_uri(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _age_band_sql() -> str:
-    cases = []
-    for low, high in itertools.pairwise(AGE_BANDS):
-        cases.append(f"WHEN age < {high} THEN '{low}-{high - 1}'")
-    return f"CASE WHEN age IS NULL THEN 'unknown' {' '.join(cases)} ELSE '{AGE_BANDS[-1]}+' END"
-
-
-# Source queries: only the columns analytics need; times become hospital-local ($1 = zone).
-# NUMERIC travels as text (ADBC would deliver an opaque string type) and is cast in DuckDB.
-SOURCES: Final[dict[str, str]] = {
-    "patients": (
-        "SELECT id, sex, insurance_type, "
-        "date_part('year', age($2::date, birth_date))::int AS age, "
-        "date_trunc('month', registered_at AT TIME ZONE $1)::date AS registered_month "
-        "FROM patients WHERE NOT voided AND merged_into_id IS NULL"
-    ),
-    "departments": "SELECT code, name_zh, name_en, kind FROM departments",
-    "visits": (
-        "SELECT e.id, e.patient_id, e.encounter_type, d.code AS department_code, "
-        "e.attending_id AS doctor_id, e.started_at AT TIME ZONE $1 AS started_at, "
-        "e.ended_at AT TIME ZONE $1 AS ended_at, e.disposition, e.status, "
-        "e.appointment_id IS NOT NULL AS booked "
-        "FROM encounters e JOIN departments d ON d.id = e.department_id WHERE NOT e.voided"
-    ),
-    "appointments": (
-        "SELECT a.patient_id, d.code AS department_code, a.doctor_id, a.status, a.channel, "
-        "a.booked_at AT TIME ZONE $1 AS booked_at, a.scheduled_at AT TIME ZONE $1 AS scheduled_at, "
-        "a.checked_in_at AT TIME ZONE $1 AS checked_in_at, a.seen_at AT TIME ZONE $1 AS seen_at, "
-        "a.cancelled_at AT TIME ZONE $1 AS cancelled_at "
-        "FROM appointments a JOIN departments d ON d.id = a.department_id"
-    ),
-    "diagnoses": (
-        "SELECT encounter_id, patient_id, code, description, rank, "
-        "diagnosed_at AT TIME ZONE $1 AS diagnosed_at FROM diagnoses WHERE NOT voided"
-    ),
-    "charges": (
-        "SELECT c.encounter_id, c.patient_id, p.category, c.source_type, c.service_date, "
-        "c.amount::text AS amount, c.insurance_amount::text AS insurance_amount, "
-        "c.patient_amount::text AS patient_amount "
-        "FROM charges c JOIN price_items p ON p.id = c.price_item_id WHERE NOT c.voided"
-    ),
-    "invoices": (
-        "SELECT encounter_id, patient_id, status, issued_at AT TIME ZONE $1 AS issued_at, "
-        "due_date, total_amount::text AS total_amount, patient_amount::text AS patient_amount, "
-        "paid_amount::text AS paid_amount FROM invoices WHERE NOT voided AND status <> 'void'"
-    ),
-    "payments": (
-        "SELECT i.encounter_id, p.patient_id, p.method, p.status, "
-        "p.amount::text AS amount, p.refunded_amount::text AS refunded_amount, "
-        "p.received_at AT TIME ZONE $1 AS received_at "
-        "FROM payments p JOIN invoices i ON i.id = p.invoice_id"
-    ),
-    "surveys": (
-        "SELECT s.encounter_id, s.patient_id, d.code AS department_code, "
-        "s.sent_at AT TIME ZONE $1 AS sent_at, s.completed_at AT TIME ZONE $1 AS completed_at, "
-        "s.rating_waiting, s.rating_doctor, s.rating_environment, s.rating_billing, s.recommend "
-        "FROM surveys s LEFT JOIN departments d ON d.id = s.department_id"
-    ),
-    # Each subject's newest score per model, with the department of the discharge or booking.
-    "risk_scores": (
-        "SELECT DISTINCT ON (r.subject_type, r.subject_id, mv.model_name) r.patient_id, "
-        "mv.model_name, coalesce(de.code, da.code) AS department_code, r.score::text AS score, "
-        "r.scored_at AT TIME ZONE $1 AS scored_at "
-        "FROM risk_scores r JOIN model_versions mv ON mv.id = r.model_version_id "
-        "LEFT JOIN encounters e ON r.subject_type = 'encounter' AND e.id = r.subject_id "
-        "LEFT JOIN departments de ON de.id = e.department_id "
-        "LEFT JOIN appointments a ON r.subject_type = 'appointment' AND a.id = r.subject_id "
-        "LEFT JOIN departments da ON da.id = a.department_id "
-        "ORDER BY r.subject_type, r.subject_id, mv.model_name, r.scored_at DESC"
-    ),
-}
-
-_MONEY = "CAST({c} AS DECIMAL(12, 2)) AS {c}"
-
-
-def _money(*columns: str) -> str:
-    return ", ".join(_MONEY.format(c=c) for c in columns)
-
-
-# How each staged source becomes a snapshot table (ids swapped for keys, money cast).
-BUILDS: Final[dict[str, str]] = {
-    "patients": (
-        f"SELECT m.patient_key, s.sex, s.insurance_type, {_age_band_sql()} AS age_band, "
-        "s.registered_month FROM src s JOIN pmap m USING (id)"
-    ),
-    "departments": "SELECT * FROM src",
-    "visits": (
-        "SELECT v.visit_key, m.patient_key, s.encounter_type, s.department_code, "
-        "d.doctor_key, s.started_at, s.ended_at, s.disposition, s.status, s.booked "
-        "FROM src s JOIN vmap v USING (id) JOIN pmap m ON m.id = s.patient_id "
-        "LEFT JOIN dmap d ON d.id = s.doctor_id"
-    ),
-    "appointments": (
-        "SELECT m.patient_key, s.department_code, d.doctor_key, s.status, s.channel, "
-        "s.booked_at, s.scheduled_at, s.checked_in_at, s.seen_at, s.cancelled_at "
-        "FROM src s JOIN pmap m ON m.id = s.patient_id LEFT JOIN dmap d ON d.id = s.doctor_id"
-    ),
-    "diagnoses": (
-        "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, s.code, "
-        "s.description, s.rank, s.diagnosed_at FROM src s JOIN pmap m ON m.id = s.patient_id "
-        "LEFT JOIN vmap v ON v.id = s.encounter_id"
-    ),
-    "charges": (
-        "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, "
-        "m.insurance_type, s.category, s.source_type, s.service_date, "
-        f"{_money('amount', 'insurance_amount', 'patient_amount')} "
-        "FROM src s JOIN pmap m ON m.id = s.patient_id LEFT JOIN vmap v ON v.id = s.encounter_id"
-    ),
-    "invoices": (
-        "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, s.status, "
-        f"s.issued_at, s.due_date, {_money('total_amount', 'patient_amount', 'paid_amount')} "
-        "FROM src s JOIN pmap m ON m.id = s.patient_id LEFT JOIN vmap v ON v.id = s.encounter_id"
-    ),
-    "payments": (
-        "SELECT m.patient_key, v.department_code, v.encounter_type, s.method, s.status, "
-        f"{_money('amount', 'refunded_amount')}, s.received_at "
-        "FROM src s JOIN pmap m ON m.id = s.patient_id LEFT JOIN vmap v ON v.id = s.encounter_id"
-    ),
-    "surveys": (
-        "SELECT m.patient_key, coalesce(s.department_code, v.department_code) AS department_code, "
-        "v.encounter_type, s.sent_at, s.completed_at, s.rating_waiting, s.rating_doctor, "
-        "s.rating_environment, s.rating_billing, s.recommend "
-        "FROM src s JOIN pmap m ON m.id = s.patient_id LEFT JOIN vmap v ON v.id = s.encounter_id"
-    ),
-    "risk_scores": (
-        "SELECT m.patient_key, s.model_name, s.department_code, "
-        "CAST(s.score AS DOUBLE) AS score, s.scored_at "
-        "FROM src s JOIN pmap m ON m.id = s.patient_id"
-    ),
-}
-# Each table's date column for the partitioned Parquet export (by year).
-PARTITION_DATES: Final[dict[str, str]] = {
-    "visits": "started_at",
-    "appointments": "scheduled_at",
-    "diagnoses": "diagnosed_at",
-    "charges": "service_date",
-    "invoices": "issued_at",
-    "payments": "received_at",
-    "surveys": "sent_at",
-    "risk_scores": "scored_at",
-}
-# Lookup tables kept only in memory (TEMP) while building: they hold the source row ids.
-_MAPS: Final[dict[str, str]] = {
-    "pmap": "SELECT id, {patient} AS patient_key, insurance_type FROM src",
-    "vmap": (
-        "SELECT id, row_number() OVER (ORDER BY started_at, id) AS visit_key, "
-        "department_code, encounter_type FROM src"
-    ),
-}
-
-
 @contextmanager
 def _build_lock(folder: Path) -> Iterator[None]:
     """One builder at a time across processes (a non-blocking file lock)."""
@@ -262,11 +123,62 @@ def _build_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fetch(cursor: Any, sql: str, zone: str, today: dt.date) -> Any:
-    """Run one source query and return its rows as an Arrow table."""
-    params: tuple[Any, ...] = (zone, today) if "$2" in sql else (zone,) if "$1" in sql else ()
-    cursor.execute(sql, params or None)
-    return cursor.fetch_arrow_table()
+def _literal(value: str) -> str:
+    """A SQL string literal (the zone and date come from settings, never from users)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Fetcher:
+    """Runs source queries on two PostgreSQL connections at once, in worker threads.
+
+    PostgreSQL serialises one query on one core; two connections keep both cores busy
+    while DuckDB (which releases the GIL) builds the tables already fetched.
+    """
+
+    def __init__(self, uri: str, zone: str, today: dt.date, workers: int = 2) -> None:
+        self._uri = uri
+        self._fill = {"zone": _literal(zone), "today": f"{_literal(today.isoformat())}::date"}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapshot")
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _cursor(self) -> Any:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            connection = adbc.connect(self._uri)
+            cursor = self._local.cursor = connection.cursor()
+            with self._lock:
+                self._connections.append((connection, cursor))
+        return cursor
+
+    def _run(self, sql: str) -> Any:
+        cursor = self._cursor()
+        cursor.execute(sql)
+        return cursor.fetch_arrow_table()
+
+    def submit(self, sql: str, part: str = "") -> Future[Any]:
+        """Start one query; the future holds its rows as an Arrow table."""
+        return self._pool.submit(self._run, sql.format(part=part, **self._fill))
+
+    def halves(self, table: str) -> tuple[str, str]:
+        """Two ctid ranges that split ``table``'s heap in the middle (TID range scans)."""
+        arrow = self._run(
+            f"SELECT (pg_relation_size('{table}') / current_setting('block_size')::int)::int8 "
+            "AS pages"
+        )
+        middle = max(int(arrow.column("pages")[0].as_py()) // 2, 1)
+        return f" AND ctid < '({middle},0)'::tid", f" AND ctid >= '({middle},0)'::tid"
+
+    def close(self) -> None:
+        """Stop the workers and close their connections."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        while self._connections:
+            connection, cursor = self._connections.pop()
+            cursor.close()
+            connection.close()
 
 
 def build_snapshot(
@@ -278,47 +190,38 @@ def build_snapshot(
     progress: Progress | None = None,
 ) -> SnapshotInfo:
     """Copy the analytics tables, de-identified, into a new DuckDB file and swap it in."""
-    import adbc_driver_postgresql.dbapi as adbc
-
     from cims.clock import local_today
 
     started = time.perf_counter()
     folder = folder or snapshot_dir()
     zone = get_settings().timezone
     today = today or local_today()
-    inner, outer = _hmac_pads(pseudonym_key())
     report = progress or (lambda _fraction, _step: None)
     with _build_lock(folder):
         building = folder / f".{SNAPSHOT_FILE}.{os.getpid()}.building"
         building.unlink(missing_ok=True)
-        rows: dict[str, int] = {}
         con = duckdb.connect(str(building))
+        fetcher = _Fetcher(adbc_uri(url), zone, today)
         try:
-            _run(con, "SET preserve_insertion_order = false")
-            with adbc.connect(adbc_uri(url)) as source:
-                cursor = source.cursor()
-                for index, (table, sql) in enumerate(SOURCES.items()):
-                    report(index / (len(SOURCES) + 1), table)
-                    arrow = _fetch(cursor, sql, zone, today)
-                    con.register("src", arrow)
-                    _make_maps(con, table, inner, outer, cursor, zone, today)
-                    _run(con, f"CREATE TABLE {table} AS {BUILDS[table]}")
-                    con.unregister("src")
-                    del arrow
-                    rows[table] = _count(con, table)
-                cursor.close()
+            rows = _copy_tables(con, fetcher, report)
+            fetcher.close()
+            report(len(SOURCES) / (len(SOURCES) + 2), "rollups")
+            build_rollups(con)
+            _run(con, "DETACH stage")
             built_at = dt.datetime.now(dt.UTC)
             seconds = time.perf_counter() - started
             _run(con, "CREATE TABLE snapshot_info (key VARCHAR, value VARCHAR)")
             info = {"built_at": built_at.isoformat(), "timezone": zone, "today": str(today)}
+            info |= {"format": str(SNAPSHOT_FORMAT)}
             info |= {f"rows.{t}": str(n) for t, n in rows.items()}
             info["build_seconds"] = f"{seconds:.3f}"
             con.executemany("INSERT INTO snapshot_info VALUES (?, ?)", list(info.items()))
             _run(con, "CHECKPOINT")
             if parquet:
-                report(len(SOURCES) / (len(SOURCES) + 1), "parquet")
+                report((len(SOURCES) + 1) / (len(SOURCES) + 2), "parquet")
                 _export_parquet(con, folder)
         except BaseException:
+            fetcher.close()
             con.close()
             building.unlink(missing_ok=True)
             raise
@@ -328,29 +231,58 @@ def build_snapshot(
     return SnapshotInfo(folder / SNAPSHOT_FILE, built_at, seconds, rows)
 
 
-def _make_maps(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    inner: bytes,
-    outer: bytes,
-    cursor: Any,
-    zone: str,
-    today: dt.date,
-) -> None:
-    """Build the in-memory id -> key maps when their source table is staged."""
+def _copy_tables(
+    con: duckdb.DuckDBPyConnection, fetcher: _Fetcher, report: Progress
+) -> dict[str, int]:
+    """Fetch every source on two connections; build each table as soon as it and the
+    maps it needs have arrived (patients and visits first: every other table needs them)."""
+    inner, outer = _hmac_pads(pseudonym_key())
     pads = {"inner": inner, "outer": outer}
-    if table == "patients":
-        sql = _MAPS["pmap"].format(patient=_pseudonym_sql("id", "patient"))
-        _run(con, f"CREATE TEMP TABLE pmap AS {sql}", pads)
-        # Doctors (staff accounts) get pseudonyms too: the snapshot holds no names at all.
-        doctors = _fetch(cursor, "SELECT id FROM users", zone, today)
-        con.register("src_doctors", doctors)
-        key = _pseudonym_sql("id", "doctor")
-        dmap = f"CREATE TEMP TABLE dmap AS SELECT id, {key} AS doctor_key FROM src_doctors"
-        _run(con, dmap, pads)
-        con.unregister("src_doctors")
-    elif table == "visits":
-        _run(con, f"CREATE TEMP TABLE vmap AS {_MAPS['vmap']}")
+    _run(con, "ATTACH ':memory:' AS stage")
+    halves = {table: fetcher.halves(table) for table in SPLIT}  # before the workers start
+    lookups = {name: fetcher.submit(sql) for name, sql in LOOKUPS.items()}
+    pending: dict[str, list[Future[Any]]] = {}
+    for table in FETCH_ORDER:
+        sql = SOURCES[table]
+        parts = halves.get(table, ("",))
+        pending[table] = [fetcher.submit(sql, part) for part in parts]
+    for name, future in lookups.items():
+        _stage(con, name, future.result())
+    rows: dict[str, int] = {}
+    for index, (table, futures) in enumerate(pending.items()):
+        report(index / (len(SOURCES) + 2), table)
+        for part, future in enumerate(futures):
+            arrow = future.result()
+            con.register("src", arrow)
+            if table == "patients" and part == 0:
+                keys = {
+                    "patient": _pseudonym_sql("id", "patient"),
+                    "doctor": _pseudonym_sql("id", "doctor"),
+                }
+                _run(con, f"CREATE TABLE stage.pmap AS {MAPS['pmap'].format(**keys)}", pads)
+                _run(con, f"CREATE TABLE stage.dmap AS {MAPS['dmap'].format(**keys)}", pads)
+            elif table == "departments":
+                _run(con, "CREATE TABLE stage.departments AS SELECT * FROM src")
+            elif table == "visits":
+                _run(con, f"CREATE TABLE stage.visits AS {MAPS['visits']}")
+                _run(con, f"CREATE TABLE stage.vmap AS {MAPS['vmap']}")
+            if part == 0:
+                _run(con, f"CREATE TABLE {table} AS {BUILDS[table]}")
+            else:
+                _run(con, f"INSERT INTO {table} {BUILDS[table]}")
+            con.unregister("src")
+            del arrow
+        if table == "visits":
+            _run(con, "DROP TABLE stage.visits")
+        rows[table] = _count(con, table)
+    return rows
+
+
+def _stage(con: duckdb.DuckDBPyConnection, name: str, arrow: Any) -> None:
+    """Keep a small lookup in the in-memory staging database."""
+    con.register("src", arrow)
+    _run(con, f"CREATE TABLE stage.{name} AS SELECT * FROM src")
+    con.unregister("src")
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[Any]:
@@ -394,6 +326,8 @@ def read_info(path: Path | None = None) -> SnapshotInfo | None:
         return None
     with connect(path) as con:
         values = dict(con.execute("SELECT key, value FROM snapshot_info").fetchall())
+    if values.get("format") != str(SNAPSHOT_FORMAT):
+        return None  # an older layout: the dashboard needs a refresh first
     rows = {k.removeprefix("rows."): int(v) for k, v in values.items() if k.startswith("rows.")}
     return SnapshotInfo(
         path,
@@ -405,12 +339,25 @@ def read_info(path: Path | None = None) -> SnapshotInfo | None:
 
 @contextmanager
 def connect(
-    path: Path | None = None, *, console: bool = False
+    path: Path | None = None, *, console: bool = False, threads: int = 1
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the snapshot; ``console`` also shuts every outside door."""
-    config: dict[str, Any] = {"threads": 2}
-    if console:
-        config |= {"enable_external_access": False, "autoload_known_extensions": False}
+    """A read-only connection to the snapshot; ``console`` also locks the configuration.
+
+    The dashboard asks for one thread per query and runs its queries side by side: its
+    queries read a few thousand row groups at most, and splitting each one over both
+    cores costs more in coordination than it saves (worst on a busy machine).
+
+    DuckDB shares one database instance per file within a process and refuses a second
+    connection whose configuration differs ("Can't open a connection to same database
+    file with a different configuration"), so every reader gets the same configuration:
+    one thread and no outside doors (readers of the snapshot never need files or
+    extensions). Two users opening the dashboard and the console at once then both work.
+    """
+    config: dict[str, Any] = {
+        "threads": threads,
+        "enable_external_access": False,
+        "autoload_known_extensions": False,
+    }
     con = duckdb.connect(str(path or snapshot_path()), read_only=True, config=config)
     try:
         if console:

@@ -38,6 +38,7 @@ def _refresh() -> None:
         return
     bar = st.progress(0.0, text=tr("analytics.refreshing"))
     steps = {name: tr("analytics.step", table=name) for name in (*SOURCES, "parquet", "done")}
+    steps["rollups"] = tr("analytics.step_rollups")
 
     def progress(fraction: float, step: str) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=steps.get(step, step))

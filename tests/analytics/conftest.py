@@ -9,6 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from analytics.rollups import build_rollups
+from analytics.snapshot import SNAPSHOT_FORMAT
+
 T = dt.datetime
 D = dt.date
 
@@ -18,27 +21,28 @@ SCHEMA = {
     "departments": "code VARCHAR, name_zh VARCHAR, name_en VARCHAR, kind VARCHAR",
     "visits": "visit_key BIGINT, patient_key VARCHAR, encounter_type VARCHAR, "
     "department_code VARCHAR, doctor_key VARCHAR, started_at TIMESTAMP, ended_at TIMESTAMP, "
-    "disposition VARCHAR, status VARCHAR, booked BOOLEAN",
+    "disposition VARCHAR, status VARCHAR, booked BOOLEAN, patient_no INTEGER",
     "appointments": "patient_key VARCHAR, department_code VARCHAR, doctor_key VARCHAR, "
     "status VARCHAR, channel VARCHAR, booked_at TIMESTAMP, scheduled_at TIMESTAMP, "
-    "checked_in_at TIMESTAMP, seen_at TIMESTAMP, cancelled_at TIMESTAMP",
+    "checked_in_at TIMESTAMP, seen_at TIMESTAMP, cancelled_at TIMESTAMP, patient_no INTEGER",
     "diagnoses": "visit_key BIGINT, patient_key VARCHAR, department_code VARCHAR, "
     "encounter_type VARCHAR, code VARCHAR, description VARCHAR, rank VARCHAR, "
-    "diagnosed_at TIMESTAMP",
+    "diagnosed_at TIMESTAMP, patient_no INTEGER",
     "charges": "visit_key BIGINT, patient_key VARCHAR, department_code VARCHAR, "
     "encounter_type VARCHAR, insurance_type VARCHAR, category VARCHAR, source_type VARCHAR, "
     "service_date DATE, amount DECIMAL(12,2), insurance_amount DECIMAL(12,2), "
-    "patient_amount DECIMAL(12,2)",
+    "patient_amount DECIMAL(12,2), patient_no INTEGER",
     "invoices": "visit_key BIGINT, patient_key VARCHAR, department_code VARCHAR, "
     "encounter_type VARCHAR, status VARCHAR, issued_at TIMESTAMP, due_date DATE, "
-    "total_amount DECIMAL(12,2), patient_amount DECIMAL(12,2), paid_amount DECIMAL(12,2)",
+    "total_amount DECIMAL(12,2), patient_amount DECIMAL(12,2), paid_amount DECIMAL(12,2), "
+    "patient_no INTEGER",
     "payments": "patient_key VARCHAR, department_code VARCHAR, encounter_type VARCHAR, "
     "method VARCHAR, status VARCHAR, amount DECIMAL(12,2), refunded_amount DECIMAL(12,2), "
-    "received_at TIMESTAMP",
+    "received_at TIMESTAMP, patient_no INTEGER",
     "surveys": "patient_key VARCHAR, department_code VARCHAR, encounter_type VARCHAR, "
     "sent_at TIMESTAMP, completed_at TIMESTAMP, rating_waiting SMALLINT, "
     "rating_doctor SMALLINT, rating_environment SMALLINT, rating_billing SMALLINT, "
-    "recommend SMALLINT",
+    "recommend SMALLINT, patient_no INTEGER",
     "snapshot_info": "key VARCHAR, value VARCHAR",
 }
 
@@ -206,6 +210,7 @@ ROWS: dict[str, list[tuple[object, ...]]] = {
     ],
     "snapshot_info": [
         ("built_at", "2026-02-01T00:00:00+00:00"),
+        ("format", str(SNAPSHOT_FORMAT)),
         ("rows.visits", "10"),
         ("build_seconds", "0.1"),
     ],
@@ -213,7 +218,8 @@ ROWS: dict[str, list[tuple[object, ...]]] = {
 
 
 def write_tiny_snapshot(path: Path) -> Path:
-    """Write the fixed dataset as a snapshot file (same tables and columns as a refresh)."""
+    """Write the fixed dataset as a snapshot file (same tables and columns as a refresh,
+    patients numbered as a refresh numbers them, and the dashboard's derived tables)."""
     con = duckdb.connect(str(path))
     for table, columns in SCHEMA.items():
         con.execute(f"CREATE TABLE {table} ({columns})")
@@ -221,6 +227,13 @@ def write_tiny_snapshot(path: Path) -> Path:
         for row in ROWS[table]:
             padded = tuple(row) + (None,) * (width - len(row))
             con.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * width)})", padded)
+        if "patient_no INTEGER" in columns:
+            con.execute(
+                f"UPDATE {table} SET patient_no = n.patient_no FROM (SELECT patient_key, "
+                "row_number() OVER (ORDER BY patient_key) AS patient_no FROM patients) n "
+                f"WHERE n.patient_key = {table}.patient_key"
+            )
+    build_rollups(con)
     con.close()
     return path
 

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -194,3 +195,73 @@ def test_other_roles_are_refused(demo: tuple[str, Path], user: str, page: str) -
     at = _signed_in_page(demo[0], user, page)
     assert [e.value for e in at.error] == [DENIED]
     assert len(at.dataframe) == 0 and len(at.metric) == 0
+
+
+# The dashboard's figures straight from the copied tables, as first defined (no derived
+# tables, patients counted by their keys): the fast path must give the same numbers.
+REFERENCE = {
+    "volume": (
+        "SELECT date_trunc('month', started_at)::DATE AS period, department_code, "
+        "encounter_type, count(*) AS visits, count(DISTINCT patient_key) AS patients "
+        "FROM visits WHERE started_at >= ? AND started_at < ? GROUP BY ALL ORDER BY ALL"
+    ),
+    "diagnoses": (
+        "SELECT code, count(*) AS diagnoses, count(DISTINCT patient_key) AS patients "
+        "FROM diagnoses WHERE diagnosed_at >= ? AND diagnosed_at < ? AND rank = 'primary' "
+        "GROUP BY code ORDER BY diagnoses DESC, code LIMIT 10"
+    ),
+    "no_show_weekday": (
+        "SELECT isodow(scheduled_at) AS weekday, count(*) AS appointments, "
+        "count(*) FILTER (status = 'no_show') AS no_shows, "
+        "count(DISTINCT patient_key) AS patients FROM appointments "
+        "WHERE scheduled_at >= ? AND scheduled_at < ? "
+        "AND status IN ('seen', 'checked_in', 'no_show') GROUP BY ALL ORDER BY ALL"
+    ),
+    "wait": (
+        "SELECT least(floor(epoch(seen_at - checked_in_at) / 600), 6)::INT * 10 AS wait_min, "
+        "count(*) AS appointments, count(DISTINCT patient_key) AS patients FROM appointments "
+        "WHERE scheduled_at >= ? AND scheduled_at < ? AND seen_at IS NOT NULL "
+        "AND checked_in_at IS NOT NULL GROUP BY ALL ORDER BY ALL"
+    ),
+}
+KPI_REFERENCE = (
+    "SELECT count(*) AS discharges, count(*) FILTER (EXISTS (SELECT 1 FROM visits n "
+    "WHERE n.patient_key = i.patient_key AND n.encounter_type = 'inpatient' "
+    "AND n.started_at > i.ended_at AND n.started_at <= i.ended_at + INTERVAL 30 DAY)) "
+    "AS readmissions, avg(epoch(ended_at - started_at) / 86400.0) AS alos "
+    "FROM visits i WHERE ended_at >= ? AND ended_at < ? AND encounter_type = 'inpatient'"
+)
+
+
+def test_fast_figures_equal_the_raw_table_definitions(demo: tuple[str, Path]) -> None:
+    from analytics.queries import CHARTS, Filters, _kpi_values, suppress
+
+    _, folder = demo
+    with duckdb.connect(str(folder / "snapshot.duckdb"), read_only=True) as con:
+        [(last,)] = con.execute("SELECT max(started_at)::DATE FROM visits").fetchall()
+        filters = Filters(last - dt.timedelta(days=365 * 5), last)  # monthly buckets
+        bounds = [
+            dt.datetime.combine(filters.start, dt.time()),
+            dt.datetime.combine(filters.end + dt.timedelta(days=1), dt.time()),
+        ]
+        for name, sql in REFERENCE.items():
+            expected = suppress(con.execute(sql, bounds).df())
+            got = CHARTS[name](con, filters)[list(expected.columns)]
+            assert len(expected) > 0 and (~expected["suppressed"]).any(), name
+            pd.testing.assert_frame_equal(got, expected, check_dtype=False, obj=name)
+        # Patients recur across days: adding up each day's distinct patients would be wrong.
+        [(summed, distinct)] = con.execute(
+            "SELECT sum(n), (SELECT count(DISTINCT patient_key) FROM visits) FROM ("
+            "SELECT count(DISTINCT patient_key) AS n FROM visits GROUP BY started_at::DATE)"
+        ).fetchall()
+        assert summed > distinct
+        values = _kpi_values(con, filters)
+        [(discharges, readmissions, alos)] = con.execute(KPI_REFERENCE, bounds).fetchall()
+        [(patients,)] = con.execute(
+            "SELECT count(DISTINCT patient_key) FROM visits WHERE started_at >= ? "
+            "AND started_at < ?",
+            bounds,
+        ).fetchall()
+    assert discharges > 0 and values["patients"] == patients
+    assert values["readmission_rate"] == pytest.approx(readmissions / discharges)
+    assert values["alos_days"] == pytest.approx(alos)

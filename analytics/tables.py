@@ -1,0 +1,208 @@
+"""What the analytics snapshot copies: the source queries and how each becomes a table.
+
+Only the columns analytics need leave PostgreSQL, as cheap binary types; every direct
+identifier stays behind, and row ids live only in the in-memory ``stage`` database
+while a refresh runs (see analytics.snapshot).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Final
+
+# Age bands (lower bounds); a band is "lo-hi" or "80+".
+AGE_BANDS: Final = (0, 18, 35, 50, 65, 80)
+
+
+def _age_band_sql() -> str:
+    cases = []
+    for low, high in itertools.pairwise(AGE_BANDS):
+        cases.append(f"WHEN age < {high} THEN '{low}-{high - 1}'")
+    return f"CASE WHEN age IS NULL THEN 'unknown' {' '.join(cases)} ELSE '{AGE_BANDS[-1]}+' END"
+
+
+# Source queries: only the columns analytics need, as cheap binary types. Times become
+# hospital-local ({zone}); money travels as integer cents (exact, and no text to parse);
+# codes of small tables are joined in DuckDB. Literals, not bind parameters: ADBC streams
+# a parameterless query through binary COPY, half the client work of a bound one.
+# "{part}" takes a physical (ctid) range when a big table is fetched in two halves.
+SOURCES: Final[dict[str, str]] = {
+    "patients": (
+        "SELECT id, sex, insurance_type, "
+        "date_part('year', age({today}, birth_date))::int AS age, "
+        "date_trunc('month', registered_at AT TIME ZONE {zone})::date AS registered_month "
+        "FROM patients WHERE NOT voided AND merged_into_id IS NULL"
+    ),
+    "departments": "SELECT id, code, name_zh, name_en, kind FROM departments",
+    "visits": (
+        "SELECT id, patient_id, encounter_type, department_id, attending_id AS doctor_id, "
+        "started_at AT TIME ZONE {zone} AS started_at, ended_at AT TIME ZONE {zone} AS ended_at, "
+        "disposition, status, appointment_id IS NOT NULL AS booked "
+        "FROM encounters WHERE NOT voided"
+    ),
+    "appointments": (
+        "SELECT patient_id, department_id, doctor_id, status, channel, "
+        "booked_at AT TIME ZONE {zone} AS booked_at, "
+        "scheduled_at AT TIME ZONE {zone} AS scheduled_at, "
+        "checked_in_at AT TIME ZONE {zone} AS checked_in_at, "
+        "seen_at AT TIME ZONE {zone} AS seen_at, "
+        "cancelled_at AT TIME ZONE {zone} AS cancelled_at FROM appointments"
+    ),
+    "diagnoses": (
+        "SELECT encounter_id, patient_id, code, description, rank, "
+        "diagnosed_at AT TIME ZONE {zone} AS diagnosed_at FROM diagnoses WHERE NOT voided"
+    ),
+    # Shares add up (a CHECK constraint): the patient's share is amount - insurance.
+    "charges": (
+        "SELECT encounter_id, patient_id, price_item_id, source_type, service_date, "
+        "(amount * 100)::int8 AS amount, (insurance_amount * 100)::int8 AS insurance_amount "
+        "FROM charges WHERE NOT voided{part}"
+    ),
+    "invoices": (
+        "SELECT encounter_id, patient_id, status, issued_at AT TIME ZONE {zone} AS issued_at, "
+        "due_date, (total_amount * 100)::int8 AS total_amount, "
+        "(patient_amount * 100)::int8 AS patient_amount, "
+        "(paid_amount * 100)::int8 AS paid_amount "
+        "FROM invoices WHERE NOT voided AND status <> 'void'"
+    ),
+    "payments": (
+        "SELECT i.encounter_id, p.patient_id, p.method, p.status, "
+        "(p.amount * 100)::int8 AS amount, (p.refunded_amount * 100)::int8 AS refunded_amount, "
+        "p.received_at AT TIME ZONE {zone} AS received_at "
+        "FROM payments p JOIN invoices i ON i.id = p.invoice_id"
+    ),
+    "surveys": (
+        "SELECT encounter_id, patient_id, department_id, "
+        "sent_at AT TIME ZONE {zone} AS sent_at, completed_at AT TIME ZONE {zone} AS completed_at, "
+        "rating_waiting, rating_doctor, rating_environment, rating_billing, recommend "
+        "FROM surveys"
+    ),
+    # Each subject's newest score per model, with the department of the discharge or booking.
+    "risk_scores": (
+        "SELECT DISTINCT ON (r.subject_type, r.subject_id, mv.model_name) r.patient_id, "
+        "mv.model_name, coalesce(e.department_id, a.department_id) AS department_id, "
+        "r.score::float8 AS score, r.scored_at AT TIME ZONE {zone} AS scored_at "
+        "FROM risk_scores r JOIN model_versions mv ON mv.id = r.model_version_id "
+        "LEFT JOIN encounters e ON r.subject_type = 'encounter' AND e.id = r.subject_id "
+        "LEFT JOIN appointments a ON r.subject_type = 'appointment' AND a.id = r.subject_id "
+        "ORDER BY r.subject_type, r.subject_id, mv.model_name, r.scored_at DESC"
+    ),
+}
+# Small lookups used while building; never written to the snapshot.
+LOOKUPS: Final[dict[str, str]] = {
+    "price_items": "SELECT id, category FROM price_items",
+    "users": "SELECT id FROM users",
+}
+# Maps first (every table needs patients, most need visits), then the biggest first.
+FETCH_ORDER: Final = (
+    "departments",
+    "patients",
+    "visits",
+    "charges",
+    "diagnoses",
+    "appointments",
+    "invoices",
+    "payments",
+    "surveys",
+    "risk_scores",
+)
+# Tables fetched in two physical halves on two connections (the biggest one).
+SPLIT: Final = frozenset({"charges"})
+
+
+def _cents_sql(expression: str) -> str:
+    """Integer cents back to exact money (a DECIMAL product, never a float)."""
+    return f"CAST(CAST({expression} AS DECIMAL(18, 0)) * 0.01 AS DECIMAL(12, 2))"
+
+
+def _cents(*columns: str) -> str:
+    return ", ".join(f"{_cents_sql('s.' + c)} AS {c}" for c in columns)
+
+
+_PATIENT: Final = "JOIN stage.pmap m ON m.id = s.patient_id"
+_VISIT: Final = "LEFT JOIN stage.vmap v ON v.id = s.encounter_id"
+_DEPARTMENT: Final = "LEFT JOIN stage.departments dep ON dep.id = s.department_id"
+_DOCTOR: Final = "LEFT JOIN stage.dmap d ON d.id = s.doctor_id"
+
+# How each staged source becomes a snapshot table (ids swapped for keys, money cast).
+# ``patient_no`` is a per-snapshot integer standing for ``patient_key``: distinct-patient
+# counts on integers are several times faster than on the 16-character keys.
+BUILDS: Final[dict[str, str]] = {
+    "patients": (
+        f"SELECT m.patient_key, s.sex, s.insurance_type, {_age_band_sql()} AS age_band, "
+        "s.registered_month FROM src s JOIN stage.pmap m USING (id)"
+    ),
+    "departments": "SELECT code, name_zh, name_en, kind FROM stage.departments",
+    # From the staged, numbered visits (already in visit_key order: the start time).
+    "visits": (
+        "SELECT s.visit_key, m.patient_key, s.encounter_type, s.department_code, "
+        "d.doctor_key, s.started_at, s.ended_at, s.disposition, s.status, s.booked, "
+        f"m.patient_no FROM stage.visits s {_PATIENT} {_DOCTOR}"
+    ),
+    "appointments": (
+        "SELECT m.patient_key, dep.code AS department_code, d.doctor_key, s.status, s.channel, "
+        "s.booked_at, s.scheduled_at, s.checked_in_at, s.seen_at, s.cancelled_at, m.patient_no "
+        f"FROM src s {_PATIENT} {_DEPARTMENT} {_DOCTOR}"
+    ),
+    "diagnoses": (
+        "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, s.code, "
+        "s.description, s.rank, s.diagnosed_at, m.patient_no "
+        f"FROM src s {_PATIENT} {_VISIT}"
+    ),
+    "charges": (
+        "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, "
+        "m.insurance_type, pi.category, s.source_type, s.service_date, "
+        f"{_cents('amount', 'insurance_amount')}, "
+        f"{_cents_sql('s.amount - s.insurance_amount')} AS patient_amount, m.patient_no "
+        f"FROM src s {_PATIENT} {_VISIT} "
+        "LEFT JOIN stage.price_items pi ON pi.id = s.price_item_id"
+    ),
+    "invoices": (
+        "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, s.status, "
+        f"s.issued_at, s.due_date, {_cents('total_amount', 'patient_amount', 'paid_amount')}, "
+        f"m.patient_no FROM src s {_PATIENT} {_VISIT}"
+    ),
+    "payments": (
+        "SELECT m.patient_key, v.department_code, v.encounter_type, s.method, s.status, "
+        f"{_cents('amount', 'refunded_amount')}, s.received_at, m.patient_no "
+        f"FROM src s {_PATIENT} {_VISIT}"
+    ),
+    "surveys": (
+        "SELECT m.patient_key, coalesce(dep.code, v.department_code) AS department_code, "
+        "v.encounter_type, s.sent_at, s.completed_at, s.rating_waiting, s.rating_doctor, "
+        "s.rating_environment, s.rating_billing, s.recommend, m.patient_no "
+        f"FROM src s {_PATIENT} {_VISIT} {_DEPARTMENT}"
+    ),
+    "risk_scores": (
+        "SELECT m.patient_key, s.model_name, dep.code AS department_code, s.score, "
+        f"s.scored_at, m.patient_no FROM src s {_PATIENT} {_DEPARTMENT}"
+    ),
+}
+# Each table's date column for the partitioned Parquet export (by year).
+PARTITION_DATES: Final[dict[str, str]] = {
+    "visits": "started_at",
+    "appointments": "scheduled_at",
+    "diagnoses": "diagnosed_at",
+    "charges": "service_date",
+    "invoices": "issued_at",
+    "payments": "received_at",
+    "surveys": "sent_at",
+    "risk_scores": "scored_at",
+}
+# Lookups kept only in an in-memory database (``stage``) while building: they hold the
+# source row ids, which must never reach the snapshot file (not even its free blocks).
+MAPS: Final[dict[str, str]] = {
+    "pmap": (
+        "SELECT id, {patient} AS patient_key, insurance_type, "
+        "CAST(row_number() OVER (ORDER BY {patient}) AS INTEGER) AS patient_no FROM src"
+    ),
+    "dmap": "SELECT id, {doctor} AS doctor_key FROM stage.users",
+    # Numbered by start time; the rows stay in that order, so the visits table is sorted
+    # by date and a period's queries skip the rest of it (DuckDB's min/max zone maps).
+    "visits": (
+        "SELECT s.*, row_number() OVER (ORDER BY s.started_at, s.id) AS visit_key, "
+        "dep.code AS department_code FROM src s "
+        "LEFT JOIN stage.departments dep ON dep.id = s.department_id ORDER BY visit_key"
+    ),
+    "vmap": "SELECT id, visit_key, department_code, encounter_type FROM stage.visits",
+}
