@@ -78,12 +78,22 @@ def _run_backup(
 ) -> BackupResult:
     settings = get_settings()
     folder = _folder(target_dir)
-    result = create_backup(
-        _session_url(session),
-        target_dir=folder,
-        public_key_path=backup_keys(settings).public_key,
-        progress=progress,
-    )
+    try:
+        result = create_backup(
+            _session_url(session),
+            target_dir=folder,
+            public_key_path=backup_keys(settings).public_key,
+            progress=progress,
+        )
+    except BackupError as failed:
+        # The caller's transaction rolls back: the failure is recorded in a transaction of its
+        # own, so a backup that could not be made is still in the audit trail.
+        audit.record_separately(
+            session.get_bind(), actor, "backup.create", username=None if actor else "system",
+            outcome="failure", object_type="backup", object_id=folder.name,
+            detail={"error": type(failed).__name__},
+        )  # fmt: skip
+        raise
     removed = prune(folder, settings, local_zone())
     audit.record(
         session, actor, "backup.create", username=None if actor else "system",

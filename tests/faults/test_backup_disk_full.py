@@ -82,9 +82,11 @@ def _back_up(engine: Engine, user_id: int) -> Path:
         return back_up_now(session=session, actor=build_actor(session, user)).path
 
 
-def _backup_audits(engine: Engine) -> int:
+def _backup_audits(engine: Engine, outcome: str = "success") -> int:
     with Session(engine) as session:
-        query = select(func.count()).where(AuditEvent.action == "backup.create")
+        query = select(func.count()).where(
+            AuditEvent.action == "backup.create", AuditEvent.outcome == outcome
+        )
         return session.scalar(query) or 0
 
 
@@ -101,6 +103,7 @@ def test_a_full_backup_folder_gives_one_clear_message_and_loses_nothing(
         filler = _fill(folder) if expected_errno == "ENOSPC" else None
         seal_pending(engine)
         before, audits = fingerprints(url), _backup_audits(engine)
+        failures = _backup_audits(engine, "failure")
 
         # The admin page's view of it once (AppTest is slow to start): through the tmpfs.
         with_page = how == "full_filesystem"
@@ -127,6 +130,9 @@ def test_a_full_backup_folder_gives_one_clear_message_and_loses_nothing(
         }
         assert leftovers <= {"filler.bin"}, leftovers
         assert _backup_audits(engine) == audits
+        # Each failed attempt (the service's, and the page's when it ran) is in the audit
+        # trail, written in a transaction of its own.
+        assert _backup_audits(engine, "failure") == failures + (2 if with_page else 1)
         # Only the page's visit changed rows: its session, sign-in and view audit rows, which
         # the backup's first step sealed into the audit chain.
         visit = {"audit_log", "audit_seals", "auth_sessions", "users"}
