@@ -13,9 +13,13 @@ from hostile.harness import LEDGER
 from hostile.world import World, build_world
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hostile(engine: Engine) -> Iterator[tuple[Session, World]]:
-    """One small hospital for the whole run; every case runs in its own rolled-back savepoint."""
+    """One small hospital for this package; every case runs in its own rolled-back savepoint.
+
+    Package scope, not session: its open transaction holds locks (the data-key advisory lock)
+    that every later test in the run would otherwise wait on for ever.
+    """
     with factories.rolled_back_session(engine) as session:
         yield session, build_world(session)
 
