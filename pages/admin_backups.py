@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cims.clock import to_local
 from cims.config import get_settings
 from cims.db import session_scope
 from cims.ops.backup import VerifyReport
@@ -64,7 +65,10 @@ def render() -> None:
     st.caption(tr("backup.folder", folder=str(overview.folder)))
     latest = overview.latest
     left, right = st.columns(2)
-    left.metric(tr("backup.last_backup"), when(latest.created_at) if latest else tr("backup.never"))
+    left.metric(
+        tr("backup.last_backup"),
+        when(to_local(latest.created_at)) if latest else tr("backup.never"),
+    )
     if overview.last_verified is None:
         right.metric(tr("backup.last_verification"), tr("backup.never"))
     else:
@@ -82,7 +86,7 @@ def render() -> None:
     for entry in overview.entries:
         name_col, time_col, size_col, status_col, action_col = st.columns([4, 3, 2, 3, 2])
         name_col.write(entry.name)
-        time_col.write(when(entry.created_at))
+        time_col.write(when(to_local(entry.created_at)))
         size_col.write(f"{entry.size / 1e6:.1f} MB")
         check = entry.verification
         if check is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ import factories
 from cims.config import PROJECT_ROOT
 from cims.security.crypto import load_cipher
 from cims.security.models import User
+from journeys import IDLE_SECONDS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,6 +36,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 SHOTS = PROJECT_ROOT / "var" / "e2e"
+BACKUPS = PROJECT_ROOT / "var" / "e2e-backups"
+# A busy machine draws pages slowly: assertions wait up to 20 s unless a test says otherwise.
+expect.set_options(timeout=20_000)
 
 
 def _free_port() -> int:
@@ -46,17 +51,26 @@ def _free_port() -> int:
 def e2e_db(fresh_database: Callable[[str], str]) -> str:
     """A seeded demo hospital for the browser journeys."""
     from cims.demo.seed import seed_demo
+    from cims.security.audit_chain import default_anchor_dir
 
     url = fresh_database("e2e")
     engine = create_engine(url)
+    # The anchors of an earlier run's database of the same name belong to another chain.
+    shutil.rmtree(default_anchor_dir(engine), ignore_errors=True)
     seed_demo(engine, patients=300, seed=11)
     engine.dispose()
+    shutil.rmtree(BACKUPS, ignore_errors=True)  # backups of an earlier run's database
     return url
 
 
 @contextmanager
-def _serving(database_url: str, log_name: str) -> Iterator[str]:
-    """``streamlit run server.py`` (the app and its HTTP routes) on a free port; its URL."""
+def _serving(
+    database_url: str, log_name: str, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``streamlit run server.py`` (the app and its HTTP routes) on a free port; its URL.
+
+    ``extra_env`` adds or overrides CIMS_* settings for this one server.
+    """
     port = _free_port()
     env = dict(
         os.environ,
@@ -64,6 +78,9 @@ def _serving(database_url: str, log_name: str) -> Iterator[str]:
         CIMS_DEFAULT_LANGUAGE="en",
         CIMS_PORT=str(port),
         CIMS_ANALYTICS_DIR=str(PROJECT_ROOT / "var" / "e2e-analytics"),
+        # "Back up now" writes here, never into the project's own var/backups.
+        CIMS_BACKUP_DIR=str(BACKUPS),
+        **(extra_env or {}),
     )
     log = open(PROJECT_ROOT / "var" / log_name, "w")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -114,6 +131,14 @@ def server(e2e_db: str) -> Iterator[str]:
 def second_server(e2e_db: str) -> Iterator[str]:
     """A second app process on another port against the same database."""
     with _serving(e2e_db, "e2e-server-2.log") as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def idle_server(e2e_db: str) -> Iterator[str]:
+    """An app process whose sessions end after IDLE_SECONDS without a request."""
+    minutes = str(IDLE_SECONDS / 60)
+    with _serving(e2e_db, "e2e-server-idle.log", {"CIMS_SESSION_IDLE_MINUTES": minutes}) as base:
         yield base
 
 
