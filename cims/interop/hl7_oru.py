@@ -34,7 +34,8 @@ from cims.interop.hl7_parse import (
 )
 from cims.patients.models import Patient
 from cims.patients.mrn import is_valid_mrn
-from cims.records.models import Encounter, Observation
+from cims.records.encounters import latest_open_encounter_id
+from cims.records.models import Observation
 from cims.records.orders import abnormal_flag
 from cims.security import audit
 from cims.security.rbac import Actor, Privilege, requires
@@ -130,20 +131,6 @@ def match_patient(session: Session, message: LabMessage) -> Patient:
         )
         raise _Refused(problem, shown)
     return patient
-
-
-def _open_encounter(session: Session, patient_id: int) -> int | None:
-    """The patient's latest open encounter, so an abnormal result reaches the attending."""
-    return session.scalar(
-        select(Encounter.id)
-        .where(
-            Encounter.patient_id == patient_id,
-            Encounter.status == "open",
-            Encounter.voided.is_(False),
-        )
-        .order_by(Encounter.started_at.desc())
-        .limit(1)
-    )
 
 
 def _same(row: Observation, result: LabResult) -> bool:
@@ -262,7 +249,7 @@ def _import_message(
             store = _Store(session, actor, run, header)
             store.link("MSH", message_key, "import_runs", run.id)
             session.flush()  # a concurrent import of the same message fails here
-            encounter = _open_encounter(session, patient.id)
+            encounter = latest_open_encounter_id(session, patient.id)
             seen: dict[str, int] = {}
             for result in message.results:
                 key = f"{header.sender}|{result.order_key}|{result.code}|{result.sub_id}"

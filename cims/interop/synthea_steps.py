@@ -262,15 +262,7 @@ def _has_column(ctx: Context, table: str, column: str) -> bool:
 
 
 def _has_id(ctx: Context, target: str) -> bool:
-    key = f"{target}#id"
-    if key not in ctx._foreign_keys:
-        ctx.cursor.execute(
-            "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass"
-            " AND attname = 'id' AND NOT attisdropped",
-            (target,),
-        )
-        ctx._foreign_keys[key] = [("id", "", "")] if ctx.cursor.fetchone()[0] else []
-    return bool(ctx._foreign_keys[key])
+    return _has_column(ctx, target, "id")
 
 
 def check_keys(ctx: Context, target: str, ids: tuple[int, int]) -> None:

@@ -525,3 +525,17 @@ def list_clinical_departments(*, session: Session, actor: Actor) -> list[Departm
         .order_by(Department.code)
     )
     return sorted(found, key=lambda d: d.id not in actor.department_ids)
+
+
+def latest_open_encounter_id(session: Session, patient_id: int) -> int | None:
+    """The patient's most recently started open (not voided) encounter, if any."""
+    return session.scalar(
+        select(Encounter.id)
+        .where(
+            Encounter.patient_id == patient_id,
+            Encounter.status == "open",
+            Encounter.voided.is_(False),
+        )
+        .order_by(Encounter.started_at.desc())
+        .limit(1)
+    )

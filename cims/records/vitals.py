@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cims.base import utcnow
 from cims.patients.models import Patient
+from cims.records.encounters import latest_open_encounter_id
 from cims.records.models import Encounter, Observation
 from cims.security import audit
 from cims.security.care import clinical_access
@@ -170,16 +170,7 @@ def _encounter_for(session: Session, patient_id: int, encounter_id: int | None) 
         if encounter is None or encounter.voided or encounter.patient_id != patient_id:
             raise InvalidVitals(["vitals.encounter_invalid"])
         return encounter.id
-    return session.scalar(
-        select(Encounter.id)
-        .where(
-            Encounter.patient_id == patient_id,
-            Encounter.status == "open",
-            Encounter.voided.is_(False),
-        )
-        .order_by(Encounter.started_at.desc())
-        .limit(1)
-    )
+    return latest_open_encounter_id(session, patient_id)
 
 
 @requires(Privilege.RECORD_VITALS)
