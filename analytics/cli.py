@@ -1,4 +1,4 @@
-"""``cims analytics ...``: rebuild the de-identified snapshot now, or show its age.
+"""``cims analytics ...``: refresh the de-identified snapshot now, or show its age.
 
 Importing this module (the CLI does) also registers the daily refresh job, so
 ``cims jobs run-due`` and ``cims jobs scheduler`` include it.
@@ -23,8 +23,11 @@ register_analytics_jobs()
 @analytics_app.command("refresh")
 def refresh(
     parquet: Annotated[bool, typer.Option(help="Also write partitioned Parquet.")] = False,
+    full: Annotated[
+        bool, typer.Option(help="Copy everything, not only what changed since the last refresh.")
+    ] = False,
 ) -> None:
-    """Rebuild the snapshot from the configured database and swap it in atomically."""
+    """Bring the snapshot up to date from the configured database and swap it in atomically."""
     from cims.db import database_url
 
     engine = create_engine(database_url())
@@ -32,12 +35,15 @@ def refresh(
     engine.dispose()
     try:
         info = build_snapshot(
-            url, parquet=parquet, progress=lambda f, step: typer.echo(f"{f:4.0%} {step}", err=True)
+            url,
+            parquet=parquet,
+            full=full or None,
+            progress=lambda f, step: typer.echo(f"{f:4.0%} {step}", err=True),
         )
     except SnapshotBusy:
         typer.echo("a refresh is already running", err=True)
         raise typer.Exit(code=1) from None
-    typer.echo(f"snapshot {info.path} built in {info.seconds:.1f} s")
+    typer.echo(f"snapshot {info.path} built in {info.seconds:.1f} s ({info.mode})")
     for table, rows in sorted(info.rows.items()):
         typer.echo(f"  {table:14s} {rows:>12,}")
 

@@ -241,7 +241,8 @@ def doctor_workload(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Data
     sql = (
         "SELECT doctor_key, department_code, count(*) AS visits, "
         "count(DISTINCT patient_no) AS patients FROM visits "
-        f"WHERE {where} AND doctor_key IS NOT NULL GROUP BY ALL ORDER BY visits DESC LIMIT 25"
+        f"WHERE {where} AND doctor_key IS NOT NULL GROUP BY ALL "
+        "ORDER BY visits DESC, doctor_key, department_code LIMIT 25"
     )
     return suppress(_frame(con, sql, params))
 

@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session
 from analytics import console
 from analytics.queries import Filters, dashboard_frames, departments, display_table
 from analytics.snapshot import (
+    PARQUET_EVERY,
     Progress,
     SnapshotInfo,
     build_snapshot,
     connect,
+    parquet_age,
     read_info,
     snapshot_mtime,
     snapshot_path,
@@ -254,11 +256,17 @@ def list_saved_queries(*, session: Session, actor: Actor) -> list[SavedQueryItem
 
 @requires(Privilege.VIEW_ANALYTICS, Privilege.IMPORT_DATA)
 def refresh_snapshot(
-    *, session: Session, actor: Actor, parquet: bool = False, progress: Progress | None = None
+    *,
+    session: Session,
+    actor: Actor,
+    parquet: bool = False,
+    full: bool = False,
+    progress: Progress | None = None,
 ) -> SnapshotInfo:
-    """Rebuild the de-identified snapshot now (admin, data staff); audited with row counts."""
+    """Bring the de-identified snapshot up to date now (admin, data staff): only what
+    changed since the last refresh, or everything with ``full``; audited with row counts."""
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
-    info = build_snapshot(url, parquet=parquet, progress=progress)
+    info = build_snapshot(url, parquet=parquet, progress=progress, full=full or None)
     audit.record(
         session,
         actor,
@@ -268,6 +276,7 @@ def refresh_snapshot(
             "rows": sum(info.rows.values()),
             "seconds": round(info.seconds, 2),
             "parquet": parquet,
+            "mode": info.mode,
         },
     )
     return info
@@ -286,10 +295,11 @@ def snapshot_status() -> SnapshotInfo | None:
 
 
 def scheduled_refresh(session: Session, now: dt.datetime) -> dict[str, Any]:
-    """The daily job: rebuild the snapshot (and its Parquet copy) from this database."""
+    """The hourly job: bring the snapshot up to date from this database (what changed; a
+    full copy once a week), and its Parquet copy once a day."""
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
-    info = build_snapshot(url, parquet=True)
-    return {"rows": sum(info.rows.values()), "seconds": round(info.seconds, 2)}
+    info = build_snapshot(url, parquet=parquet_age(now) >= PARQUET_EVERY)
+    return {"rows": sum(info.rows.values()), "seconds": round(info.seconds, 2), "mode": info.mode}
 
 
 def current_path() -> Path:

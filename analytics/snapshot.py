@@ -18,6 +18,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,22 +29,25 @@ from typing import Any, Final
 import duckdb
 from sqlalchemy.engine import make_url
 
+from analytics.copying import copy_all, copy_changes
+from analytics.copying import run as _run
 from analytics.rollups import build_rollups
 from analytics.tables import AGE_BANDS as AGE_BANDS  # re-exported: tests and pages use it
-from analytics.tables import (
-    BUILDS,
-    FETCH_ORDER,
-    LOOKUPS,
-    MAPS,
-    PARTITION_DATES,
-    SOURCES,
-    SPLIT,
-)
+from analytics.tables import PARTITION_DATES
+from analytics.tables import SOURCES as SOURCES  # re-exported: the refresh page names steps
 from cims.config import get_settings
 
 SNAPSHOT_FILE: Final = "snapshot.duckdb"
 # Layout version: a snapshot of another format reads as "none yet" until rebuilt.
-SNAPSHOT_FORMAT: Final = 2
+SNAPSHOT_FORMAT: Final = 3
+# The private state of the last refresh (source row id maps), beside the snapshot.
+STATE_FILE: Final = ".state.duckdb"
+# An incremental refresh builds on the last one; once a week a refresh copies everything
+# again (its tables come back in date order, and it catches changes no row stamp shows,
+# such as a price item's category).
+FULL_EVERY: Final = dt.timedelta(days=7)
+# The scheduled refresh writes the partitioned Parquet copy once a day.
+PARQUET_EVERY: Final = dt.timedelta(days=1)
 PARQUET_DIR: Final = "parquet"
 Progress = Callable[[float, str], None]
 
@@ -60,6 +64,8 @@ class SnapshotInfo:
     built_at: dt.datetime
     seconds: float
     rows: dict[str, int]
+    mode: str = "full"  # or "incremental": only what changed since the last refresh
+    full_built_at: dt.datetime | None = None  # the last full copy this one builds on
 
     def age(self, now: dt.datetime | None = None) -> dt.timedelta:
         """How old the snapshot is."""
@@ -172,6 +178,11 @@ class _Fetcher:
         middle = max(int(arrow.column("pages")[0].as_py()) // 2, 1)
         return f" AND ctid < '({middle},0)'::tid", f" AND ctid >= '({middle},0)'::tid"
 
+    def pg_snapshot(self) -> str:
+        """PostgreSQL's current snapshot (``pg_current_snapshot()``) as text."""
+        arrow = self._run("SELECT pg_current_snapshot()::text AS now")
+        return str(arrow.column("now")[0].as_py())
+
     def close(self) -> None:
         """Stop the workers and close their connections."""
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -188,8 +199,14 @@ def build_snapshot(
     parquet: bool = False,
     today: dt.date | None = None,
     progress: Progress | None = None,
+    full: bool | None = None,
 ) -> SnapshotInfo:
-    """Copy the analytics tables, de-identified, into a new DuckDB file and swap it in."""
+    """Bring the de-identified snapshot up to date in a new DuckDB file and swap it in.
+
+    ``full`` None (the default) copies only what changed since the last refresh when the
+    private state of that refresh matches the current snapshot and the last full copy is
+    less than ``FULL_EVERY`` old; otherwise, or with ``full=True``, it copies everything.
+    """
     from cims.clock import local_today
 
     started = time.perf_counter()
@@ -198,23 +215,53 @@ def build_snapshot(
     today = today or local_today()
     report = progress or (lambda _fraction, _step: None)
     with _build_lock(folder):
+        last = None if full else _last_refresh(folder, zone)
+        mode = "incremental" if last else "full"
         building = folder / f".{SNAPSHOT_FILE}.{os.getpid()}.building"
-        building.unlink(missing_ok=True)
+        state = folder / f".{STATE_FILE}.{os.getpid()}.building"
+        for path in (building, state):
+            path.unlink(missing_ok=True)
+        if last:
+            shutil.copyfile(folder / SNAPSHOT_FILE, building)
+            shutil.copyfile(folder / STATE_FILE, state)
+        _private(state)
         con = duckdb.connect(str(building))
         fetcher = _Fetcher(adbc_uri(url), zone, today)
         try:
-            rows = _copy_tables(con, fetcher, report)
+            _run(con, f"ATTACH {_literal(str(state))} AS stage")
+            _private(state)
+            inner, outer = _hmac_pads(pseudonym_key())
+            pads = {"inner": inner, "outer": outer}
+            keys = {
+                "patient": _pseudonym_sql("id", "patient"),
+                "doctor": _pseudonym_sql("id", "doctor"),
+            }
+            # Everything written before this point is in what the copy reads; the next
+            # refresh reads what this snapshot cannot see.
+            pg_snapshot = fetcher.pg_snapshot()
+            if last:
+                since = f"{_literal(last['pg_snapshot'])}::pg_snapshot"
+                rows = copy_changes(con, fetcher, report, keys, pads, since)
+            else:
+                rows = copy_all(con, fetcher, report, keys, pads)
             fetcher.close()
             report(len(SOURCES) / (len(SOURCES) + 2), "rollups")
             build_rollups(con)
-            _run(con, "DETACH stage")
             built_at = dt.datetime.now(dt.UTC)
+            build_id = uuid.uuid4().hex
+            full_at = last["full_at"] if last else built_at.isoformat()
+            meta = {"build_id": build_id, "pg_snapshot": pg_snapshot, "timezone": zone}
+            meta |= {"format": str(SNAPSHOT_FORMAT), "full_at": full_at}
+            _run(con, "CREATE OR REPLACE TABLE stage.meta (key VARCHAR, value VARCHAR)")
+            con.executemany("INSERT INTO stage.meta VALUES (?, ?)", list(meta.items()))
+            _run(con, "DETACH stage")
             seconds = time.perf_counter() - started
-            _run(con, "CREATE TABLE snapshot_info (key VARCHAR, value VARCHAR)")
             info = {"built_at": built_at.isoformat(), "timezone": zone, "today": str(today)}
-            info |= {"format": str(SNAPSHOT_FORMAT)}
+            info |= {"format": str(SNAPSHOT_FORMAT), "build_id": build_id, "mode": mode}
+            info |= {"full_built_at": full_at}
             info |= {f"rows.{t}": str(n) for t, n in rows.items()}
             info["build_seconds"] = f"{seconds:.3f}"
+            _run(con, "CREATE OR REPLACE TABLE snapshot_info (key VARCHAR, value VARCHAR)")
             con.executemany("INSERT INTO snapshot_info VALUES (?, ?)", list(info.items()))
             _run(con, "CHECKPOINT")
             if parquet:
@@ -224,75 +271,47 @@ def build_snapshot(
             fetcher.close()
             con.close()
             building.unlink(missing_ok=True)
+            state.unlink(missing_ok=True)
             raise
         con.close()
+        # The state first: a crash between the two renames leaves a state that does not
+        # match the snapshot (build ids differ), and the next refresh copies everything.
+        os.replace(state, folder / STATE_FILE)
         os.replace(building, folder / SNAPSHOT_FILE)
         report(1.0, "done")
-    return SnapshotInfo(folder / SNAPSHOT_FILE, built_at, seconds, rows)
+    full_built = dt.datetime.fromisoformat(full_at)
+    return SnapshotInfo(folder / SNAPSHOT_FILE, built_at, seconds, rows, mode, full_built)
 
 
-def _copy_tables(
-    con: duckdb.DuckDBPyConnection, fetcher: _Fetcher, report: Progress
-) -> dict[str, int]:
-    """Fetch every source on two connections; build each table as soon as it and the
-    maps it needs have arrived (patients and visits first: every other table needs them)."""
-    inner, outer = _hmac_pads(pseudonym_key())
-    pads = {"inner": inner, "outer": outer}
-    _run(con, "ATTACH ':memory:' AS stage")
-    halves = {table: fetcher.halves(table) for table in SPLIT}  # before the workers start
-    lookups = {name: fetcher.submit(sql) for name, sql in LOOKUPS.items()}
-    pending: dict[str, list[Future[Any]]] = {}
-    for table in FETCH_ORDER:
-        sql = SOURCES[table]
-        parts = halves.get(table, ("",))
-        pending[table] = [fetcher.submit(sql, part) for part in parts]
-    for name, future in lookups.items():
-        _stage(con, name, future.result())
-    rows: dict[str, int] = {}
-    for index, (table, futures) in enumerate(pending.items()):
-        report(index / (len(SOURCES) + 2), table)
-        for part, future in enumerate(futures):
-            arrow = future.result()
-            con.register("src", arrow)
-            if table == "patients" and part == 0:
-                keys = {
-                    "patient": _pseudonym_sql("id", "patient"),
-                    "doctor": _pseudonym_sql("id", "doctor"),
-                }
-                _run(con, f"CREATE TABLE stage.pmap AS {MAPS['pmap'].format(**keys)}", pads)
-                _run(con, f"CREATE TABLE stage.dmap AS {MAPS['dmap'].format(**keys)}", pads)
-            elif table == "departments":
-                _run(con, "CREATE TABLE stage.departments AS SELECT * FROM src")
-            elif table == "visits":
-                _run(con, f"CREATE TABLE stage.visits AS {MAPS['visits']}")
-                _run(con, f"CREATE TABLE stage.vmap AS {MAPS['vmap']}")
-            if part == 0:
-                _run(con, f"CREATE TABLE {table} AS {BUILDS[table]}")
-            else:
-                _run(con, f"INSERT INTO {table} {BUILDS[table]}")
-            con.unregister("src")
-            del arrow
-        if table == "visits":
-            _run(con, "DROP TABLE stage.visits")
-        rows[table] = _count(con, table)
-    return rows
+def _private(path: Path) -> None:
+    """The state holds source row ids: readable by this account only."""
+    if path.exists():
+        path.chmod(0o600)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, name: str, arrow: Any) -> None:
-    """Keep a small lookup in the in-memory staging database."""
-    con.register("src", arrow)
-    _run(con, f"CREATE TABLE stage.{name} AS SELECT * FROM src")
-    con.unregister("src")
-
-
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[Any]:
-    """Execute and drain (DuckDB 2 refuses other work while a result is unfinished)."""
-    return con.execute(sql, params).fetchall()
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    [(count,)] = _run(con, f"SELECT count(*) FROM {table}")
-    return int(count)
+def _last_refresh(folder: Path, zone: str) -> dict[str, str] | None:
+    """The last refresh's state when an incremental refresh can build on it, else None."""
+    snapshot, state = folder / SNAPSHOT_FILE, folder / STATE_FILE
+    if not (snapshot.exists() and state.exists()):
+        return None
+    try:
+        with duckdb.connect(str(snapshot), read_only=True) as con:
+            info = dict(con.execute("SELECT key, value FROM snapshot_info").fetchall())
+        with duckdb.connect(str(state), read_only=True) as con:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    except duckdb.Error:
+        return None  # unreadable or of an older layout: copy everything
+    same = (
+        meta.get("build_id") == info.get("build_id")
+        and meta.get("format") == str(SNAPSHOT_FORMAT)
+        and meta.get("timezone") == zone
+    )
+    if not same or "pg_snapshot" not in meta:
+        return None
+    full_at = dt.datetime.fromisoformat(meta["full_at"])
+    if dt.datetime.now(dt.UTC) - full_at > FULL_EVERY:
+        return None
+    return meta
 
 
 def _export_parquet(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
@@ -334,6 +353,8 @@ def read_info(path: Path | None = None) -> SnapshotInfo | None:
         dt.datetime.fromisoformat(values["built_at"]),
         float(values.get("build_seconds", 0)),
         rows,
+        values.get("mode", "full"),
+        dt.datetime.fromisoformat(values["full_built_at"]) if "full_built_at" in values else None,
     )
 
 
@@ -365,6 +386,16 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+def parquet_age(now: dt.datetime | None = None, folder: Path | None = None) -> dt.timedelta:
+    """How old the Parquet copy is (very old when there is none)."""
+    try:
+        written = (folder or snapshot_dir()) / PARQUET_DIR
+        stamp = dt.datetime.fromtimestamp(written.stat().st_mtime, dt.UTC)
+    except FileNotFoundError:
+        return dt.timedelta.max
+    return (now or dt.datetime.now(dt.UTC)) - stamp
 
 
 def snapshot_mtime(path: Path | None = None) -> float:

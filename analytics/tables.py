@@ -8,6 +8,7 @@ while a refresh runs (see analytics.snapshot).
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Final
 
 # Age bands (lower bounds); a band is "lo-hi" or "80+".
@@ -25,67 +26,123 @@ def _age_band_sql() -> str:
 # hospital-local ({zone}); money travels as integer cents (exact, and no text to parse);
 # codes of small tables are joined in DuckDB. Literals, not bind parameters: ADBC streams
 # a parameterless query through binary COPY, half the client work of a bound one.
-# "{part}" takes a physical (ctid) range when a big table is fetched in two halves.
-SOURCES: Final[dict[str, str]] = {
-    "patients": (
-        "SELECT id, sex, insurance_type, "
-        "date_part('year', age({today}, birth_date))::int AS age, "
-        "date_trunc('month', registered_at AT TIME ZONE {zone})::date AS registered_month "
-        "FROM patients WHERE NOT voided AND merged_into_id IS NULL"
+@dataclass(frozen=True)
+class Source:
+    """One snapshot table's rows in PostgreSQL.
+
+    ``table`` is the FROM clause (``alias`` prefixes its own columns when it joins), ``keep``
+    the rows the snapshot holds. An incremental source's rows carry ``row_xid`` (migration
+    0008) and a refresh reads only the rows written since the last one (``changed_sql``);
+    the others are read whole every time (patients, for their age bands; small tables).
+    """
+
+    columns: str
+    table: str
+    keep: str = "TRUE"
+    alias: str = ""
+    incremental: bool = True
+    # The column of the visit a row belongs to (its department and type come from it).
+    encounter: str | None = None
+
+    def full_sql(self) -> str:
+        """Every kept row; ``{part}`` takes a physical (ctid) range of a split table."""
+        select = f"SELECT {self.alias}id AS id, {self.columns} FROM {self.table}"
+        return f"{select} WHERE {self.keep}{{part}}"
+
+    def changed_sql(self, since: str, visits: str, patients: str) -> str:
+        """Rows written since snapshot ``since`` (kept or not: ``keep`` says), rows of the
+        visits ``visits`` and rows of the patients ``patients`` (SQL int8 array literals)."""
+        a = self.alias
+        written = (
+            f"({a}row_xid >= pg_snapshot_xmin({since})::text::int8 AND NOT "
+            f"pg_visible_in_snapshot({a}row_xid::text::xid8, {since}))"
+        )
+        wanted = [written, f"{a}patient_id = ANY({patients})"]
+        if self.encounter:
+            wanted.append(f"{self.encounter} = ANY({visits})")
+        return (
+            f"SELECT {a}id AS id, ({self.keep}) AS keep, {self.columns} FROM {self.table} "
+            f"WHERE {' OR '.join(wanted)}"
+        )
+
+
+SOURCES: Final[dict[str, Source]] = {
+    "patients": Source(
+        "sex, insurance_type, date_part('year', age({today}, birth_date))::int AS age, "
+        "date_trunc('month', registered_at AT TIME ZONE {zone})::date AS registered_month",
+        "patients",
+        keep="NOT voided AND merged_into_id IS NULL",
+        incremental=False,
     ),
-    "departments": "SELECT id, code, name_zh, name_en, kind FROM departments",
-    "visits": (
-        "SELECT id, patient_id, encounter_type, department_id, attending_id AS doctor_id, "
+    "departments": Source("code, name_zh, name_en, kind", "departments", incremental=False),
+    "visits": Source(
+        "patient_id, encounter_type, department_id, attending_id AS doctor_id, "
         "started_at AT TIME ZONE {zone} AS started_at, ended_at AT TIME ZONE {zone} AS ended_at, "
-        "disposition, status, appointment_id IS NOT NULL AS booked "
-        "FROM encounters WHERE NOT voided"
+        "disposition, status, appointment_id IS NOT NULL AS booked",
+        "encounters",
+        keep="NOT voided",
+        encounter="id",
     ),
-    "appointments": (
-        "SELECT patient_id, department_id, doctor_id, status, channel, "
+    "appointments": Source(
+        "patient_id, department_id, doctor_id, status, channel, "
         "booked_at AT TIME ZONE {zone} AS booked_at, "
         "scheduled_at AT TIME ZONE {zone} AS scheduled_at, "
         "checked_in_at AT TIME ZONE {zone} AS checked_in_at, "
         "seen_at AT TIME ZONE {zone} AS seen_at, "
-        "cancelled_at AT TIME ZONE {zone} AS cancelled_at FROM appointments"
+        "cancelled_at AT TIME ZONE {zone} AS cancelled_at",
+        "appointments",
     ),
-    "diagnoses": (
-        "SELECT encounter_id, patient_id, code, description, rank, "
-        "diagnosed_at AT TIME ZONE {zone} AS diagnosed_at FROM diagnoses WHERE NOT voided"
+    "diagnoses": Source(
+        "encounter_id, patient_id, code, description, rank, "
+        "diagnosed_at AT TIME ZONE {zone} AS diagnosed_at",
+        "diagnoses",
+        keep="NOT voided",
+        encounter="encounter_id",
     ),
     # Shares add up (a CHECK constraint): the patient's share is amount - insurance.
-    "charges": (
-        "SELECT encounter_id, patient_id, price_item_id, source_type, service_date, "
-        "(amount * 100)::int8 AS amount, (insurance_amount * 100)::int8 AS insurance_amount "
-        "FROM charges WHERE NOT voided{part}"
+    "charges": Source(
+        "encounter_id, patient_id, price_item_id, source_type, service_date, "
+        "(amount * 100)::int8 AS amount, (insurance_amount * 100)::int8 AS insurance_amount",
+        "charges",
+        keep="NOT voided",
+        encounter="encounter_id",
     ),
-    "invoices": (
-        "SELECT encounter_id, patient_id, status, issued_at AT TIME ZONE {zone} AS issued_at, "
+    "invoices": Source(
+        "encounter_id, patient_id, status, issued_at AT TIME ZONE {zone} AS issued_at, "
         "due_date, (total_amount * 100)::int8 AS total_amount, "
         "(patient_amount * 100)::int8 AS patient_amount, "
-        "(paid_amount * 100)::int8 AS paid_amount "
-        "FROM invoices WHERE NOT voided AND status <> 'void'"
+        "(paid_amount * 100)::int8 AS paid_amount",
+        "invoices",
+        keep="NOT voided AND status <> 'void'",
+        encounter="encounter_id",
     ),
-    "payments": (
-        "SELECT i.encounter_id, p.patient_id, p.method, p.status, "
+    "payments": Source(
+        "i.encounter_id, p.patient_id, p.method, p.status, "
         "(p.amount * 100)::int8 AS amount, (p.refunded_amount * 100)::int8 AS refunded_amount, "
-        "p.received_at AT TIME ZONE {zone} AS received_at "
-        "FROM payments p JOIN invoices i ON i.id = p.invoice_id"
+        "p.received_at AT TIME ZONE {zone} AS received_at",
+        "payments p JOIN invoices i ON i.id = p.invoice_id",
+        alias="p.",
+        encounter="i.encounter_id",
     ),
-    "surveys": (
-        "SELECT encounter_id, patient_id, department_id, "
+    "surveys": Source(
+        "encounter_id, patient_id, department_id, "
         "sent_at AT TIME ZONE {zone} AS sent_at, completed_at AT TIME ZONE {zone} AS completed_at, "
-        "rating_waiting, rating_doctor, rating_environment, rating_billing, recommend "
-        "FROM surveys"
+        "rating_waiting, rating_doctor, rating_environment, rating_billing, recommend",
+        "surveys",
+        encounter="encounter_id",
     ),
-    # Each subject's newest score per model, with the department of the discharge or booking.
-    "risk_scores": (
-        "SELECT DISTINCT ON (r.subject_type, r.subject_id, mv.model_name) r.patient_id, "
-        "mv.model_name, coalesce(e.department_id, a.department_id) AS department_id, "
-        "r.score::float8 AS score, r.scored_at AT TIME ZONE {zone} AS scored_at "
-        "FROM risk_scores r JOIN model_versions mv ON mv.id = r.model_version_id "
+    # Each subject's newest score per model, with the department of the discharge or
+    # booking; read whole (a subject's newest score replaces its older one).
+    "risk_scores": Source(
+        "r.patient_id, r.model_name, coalesce(e.department_id, a.department_id) AS department_id, "
+        "r.score::float8 AS score, r.scored_at AT TIME ZONE {zone} AS scored_at",
+        "(SELECT DISTINCT ON (s.subject_type, s.subject_id, v.model_name) s.*, v.model_name "
+        "FROM risk_scores s JOIN model_versions v ON v.id = s.model_version_id "
+        "ORDER BY s.subject_type, s.subject_id, v.model_name, s.scored_at DESC) r "
         "LEFT JOIN encounters e ON r.subject_type = 'encounter' AND e.id = r.subject_id "
-        "LEFT JOIN appointments a ON r.subject_type = 'appointment' AND a.id = r.subject_id "
-        "ORDER BY r.subject_type, r.subject_id, mv.model_name, r.scored_at DESC"
+        "LEFT JOIN appointments a ON r.subject_type = 'appointment' AND a.id = r.subject_id",
+        alias="r.",
+        incremental=False,
     ),
 }
 # Small lookups used while building; never written to the snapshot.
@@ -137,40 +194,41 @@ BUILDS: Final[dict[str, str]] = {
     "visits": (
         "SELECT s.visit_key, m.patient_key, s.encounter_type, s.department_code, "
         "d.doctor_key, s.started_at, s.ended_at, s.disposition, s.status, s.booked, "
-        f"m.patient_no FROM stage.visits s {_PATIENT} {_DOCTOR}"
+        f"m.patient_no FROM staged_visits s {_PATIENT} {_DOCTOR}"
     ),
     "appointments": (
         "SELECT m.patient_key, dep.code AS department_code, d.doctor_key, s.status, s.channel, "
-        "s.booked_at, s.scheduled_at, s.checked_in_at, s.seen_at, s.cancelled_at, m.patient_no "
+        "s.booked_at, s.scheduled_at, s.checked_in_at, s.seen_at, s.cancelled_at, m.patient_no, "
+        "s.row_no "
         f"FROM src s {_PATIENT} {_DEPARTMENT} {_DOCTOR}"
     ),
     "diagnoses": (
         "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, s.code, "
-        "s.description, s.rank, s.diagnosed_at, m.patient_no "
+        "s.description, s.rank, s.diagnosed_at, m.patient_no, s.row_no "
         f"FROM src s {_PATIENT} {_VISIT}"
     ),
     "charges": (
         "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, "
         "m.insurance_type, pi.category, s.source_type, s.service_date, "
         f"{_cents('amount', 'insurance_amount')}, "
-        f"{_cents_sql('s.amount - s.insurance_amount')} AS patient_amount, m.patient_no "
+        f"{_cents_sql('s.amount - s.insurance_amount')} AS patient_amount, m.patient_no, s.row_no "
         f"FROM src s {_PATIENT} {_VISIT} "
         "LEFT JOIN stage.price_items pi ON pi.id = s.price_item_id"
     ),
     "invoices": (
         "SELECT v.visit_key, m.patient_key, v.department_code, v.encounter_type, s.status, "
         f"s.issued_at, s.due_date, {_cents('total_amount', 'patient_amount', 'paid_amount')}, "
-        f"m.patient_no FROM src s {_PATIENT} {_VISIT}"
+        f"m.patient_no, s.row_no FROM src s {_PATIENT} {_VISIT}"
     ),
     "payments": (
         "SELECT m.patient_key, v.department_code, v.encounter_type, s.method, s.status, "
-        f"{_cents('amount', 'refunded_amount')}, s.received_at, m.patient_no "
+        f"{_cents('amount', 'refunded_amount')}, s.received_at, m.patient_no, s.row_no "
         f"FROM src s {_PATIENT} {_VISIT}"
     ),
     "surveys": (
         "SELECT m.patient_key, coalesce(dep.code, v.department_code) AS department_code, "
         "v.encounter_type, s.sent_at, s.completed_at, s.rating_waiting, s.rating_doctor, "
-        "s.rating_environment, s.rating_billing, s.recommend, m.patient_no "
+        "s.rating_environment, s.rating_billing, s.recommend, m.patient_no, s.row_no "
         f"FROM src s {_PATIENT} {_VISIT} {_DEPARTMENT}"
     ),
     "risk_scores": (
@@ -189,8 +247,9 @@ PARTITION_DATES: Final[dict[str, str]] = {
     "surveys": "sent_at",
     "risk_scores": "scored_at",
 }
-# Lookups kept only in an in-memory database (``stage``) while building: they hold the
-# source row ids, which must never reach the snapshot file (not even its free blocks).
+# The private maps of a refresh, in the state file (``stage``) beside the snapshot: they
+# hold source row ids, which never reach the snapshot file (not even its free blocks).
+# Patients and visits keep their numbers from refresh to refresh; newcomers get the next.
 MAPS: Final[dict[str, str]] = {
     "pmap": (
         "SELECT id, {patient} AS patient_key, insurance_type, "
@@ -200,9 +259,9 @@ MAPS: Final[dict[str, str]] = {
     # Numbered by start time; the rows stay in that order, so the visits table is sorted
     # by date and a period's queries skip the rest of it (DuckDB's min/max zone maps).
     "visits": (
-        "SELECT s.*, row_number() OVER (ORDER BY s.started_at, s.id) AS visit_key, "
+        "SELECT s.*, {first} + row_number() OVER (ORDER BY s.started_at, s.id) AS visit_key, "
         "dep.code AS department_code FROM src s "
         "LEFT JOIN stage.departments dep ON dep.id = s.department_id ORDER BY visit_key"
     ),
-    "vmap": "SELECT id, visit_key, department_code, encounter_type FROM stage.visits",
+    "vmap": "SELECT id, visit_key, department_code, encounter_type, patient_id FROM staged_visits",
 }

@@ -3,7 +3,13 @@
 On a demo hospital of N patients (default 20,000; built once in ``cims_bench_analytics_N``
 on the configured server and reused, state in var/bench/analytics/), it reports:
 
-- refresh_s: PostgreSQL -> Arrow (ADBC) -> a new de-identified DuckDB file, swapped in.
+- full_refresh_s: the first refresh, a full copy: PostgreSQL -> Arrow (ADBC) -> a new
+  de-identified DuckDB file, swapped in.
+- refresh_s: the routine refresh after a day of hospital activity, which copies only what
+  changed (see analytics.copying). The day: copies of the last day's visits, with their
+  diagnoses and charges, moved a day on (new rows), and the last day's invoices, payments,
+  appointments and surveys written again (changed rows); ``day_rows`` counts both. The
+  new rows are deleted again at the end, so a rerun measures the same hospital.
 - dashboard_warm_s: every dashboard query (12 KPIs for two periods and 11 charts) on the
   snapshot, median of 5 warm runs; queries_s: each query's share of one warm run.
 - naive_s: the same figures the naive way, ``pandas.read_sql`` of the live tables then
@@ -15,6 +21,8 @@ on the configured server and reused, state in var/bench/analytics/), it reports:
   are not counted) and the machine's load average, to read wall times on a shared machine.
 
 Goals at 1,000,000 patients: dashboard <= 1 s warm, refresh <= 30 s, >= 5x the naive way.
+The refresh goal is met by the routine refresh; a full copy (the first, and once a week)
+is reported as full_refresh_s.
 Last stdout line is one JSON object.
 
     .venv/bin/python bench/analytics.py [--patients N] [--days 90]
@@ -90,6 +98,105 @@ def _database(patients: int) -> str:
     engine.dispose()
     print(f"seeded {report.total_rows:,} rows in {report.seconds:.0f} s", file=sys.stderr)
     return url
+
+
+def _columns(conn: Any, table: str, skip: tuple[str, ...] = ("id", "row_xid")) -> list[str]:
+    rows = conn.execute(
+        text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = :t "
+            "ORDER BY ordinal_position"
+        ),
+        {"t": table},
+    )
+    return [r[0] for r in rows if r[0] not in skip]
+
+
+def _copy(conn: Any, table: str, where: str, **changes: str) -> int:
+    """Insert copies of ``table``'s rows matching ``where`` (columns in ``changes`` set to
+    SQL expressions); the number of rows."""
+    columns = _columns(conn, table)
+    values = ", ".join(changes.get(c, c) for c in columns)
+    return int(
+        conn.execute(
+            text(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"SELECT {values} FROM {table} WHERE {where}"
+            )
+        ).rowcount
+    )
+
+
+DAY_TOUCHED = {  # rows a day of work writes again: table -> (column of the day, SET)
+    "invoices": ("issued_at", "status = status"),
+    "payments": ("received_at", "status = status"),
+    "appointments": ("scheduled_at", "status = status"),
+    "surveys": ("sent_at", "recommend = recommend"),
+}
+
+
+def _one_day(url: str) -> tuple[dict[str, int], dict[str, int]]:
+    """A day of activity after ``TODAY`` (see the module text); the rows written per table
+    and the highest ids before it (to undo the new rows)."""
+    lo, hi = f"'{TODAY - dt.timedelta(days=1)}'::timestamptz", f"'{TODAY}'::timestamptz"
+    engine = create_engine(url)
+    written: dict[str, int] = {}
+    with engine.begin() as conn:
+        marks = {
+            t: int(conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {t}")).scalar_one())
+            for t in ("encounters", "diagnoses", "charges")
+        }
+        written["encounters"] = _copy(
+            conn,
+            "encounters",
+            f"started_at >= {lo} AND started_at < {hi} AND NOT voided",
+            started_at="started_at + interval '1 day'",
+            ended_at="ended_at + interval '1 day'",
+            appointment_id="NULL",
+        )
+        # Each copied visit's rows follow it: the copy is the visit with the same patient
+        # and start a day later.
+        conn.execute(
+            text(
+                "CREATE TEMP TABLE day_visits AS SELECT o.id AS old_id, n.id AS new_id "
+                "FROM encounters n JOIN encounters o ON o.patient_id = n.patient_id "
+                "AND o.started_at = n.started_at - interval '1 day' "
+                f"AND o.id <= {marks['encounters']} WHERE n.id > {marks['encounters']}"
+            )
+        )
+        new_visit = "(SELECT min(new_id) FROM day_visits WHERE old_id = encounter_id)"
+        written["diagnoses"] = _copy(
+            conn,
+            "diagnoses",
+            "encounter_id IN (SELECT old_id FROM day_visits) AND NOT voided",
+            encounter_id=new_visit,
+            diagnosed_at="diagnosed_at + interval '1 day'",
+        )
+        written["charges"] = _copy(
+            conn,
+            "charges",
+            "encounter_id IN (SELECT old_id FROM day_visits) AND NOT voided",
+            encounter_id=new_visit,
+            service_date="service_date + 1",
+            posted_at="posted_at + interval '1 day'",
+            invoice_id="NULL",
+        )
+        for table, (column, change) in DAY_TOUCHED.items():
+            written[table] = int(
+                conn.execute(
+                    text(f"UPDATE {table} SET {change} WHERE {column} >= {lo} AND {column} < {hi}")
+                ).rowcount
+            )
+    engine.dispose()
+    return written, marks
+
+
+def _undo_day(url: str, marks: dict[str, int]) -> None:
+    """Delete the day's new rows (its rewritten rows are unchanged in content)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in ("charges", "diagnoses", "encounters"):
+            conn.execute(text(f"DELETE FROM {table} WHERE id > {marks[table]}"))
+    engine.dispose()
 
 
 def _warm_dashboard(path: Path, filters: Filters) -> tuple[float, dict[str, float]]:
@@ -309,10 +416,20 @@ def main() -> None:
         return
     folder = STATE / f"snapshot_{args.patients}"
     started, cpu = time.perf_counter(), time.process_time()
-    info = build_snapshot(url, folder=folder, today=TODAY)
-    refresh_s, refresh_cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    info = build_snapshot(url, folder=folder, today=TODAY, full=True)
+    full_s, full_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     loadavg = round(os.getloadavg()[0], 1)
-    _say(f"refresh {refresh_s:.1f} s (cpu {refresh_cpu_s:.1f} s, load {loadavg})")
+    _say(f"full refresh {full_s:.1f} s (cpu {full_cpu_s:.1f} s, load {loadavg})")
+    day, marks = _one_day(url)
+    _say(f"a day of activity: {day}")
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        info = build_snapshot(url, folder=folder, today=TODAY)
+        refresh_s, refresh_cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        _undo_day(url, marks)
+    assert info.mode == "incremental", info.mode
+    _say(f"refresh {refresh_s:.1f} s (cpu {refresh_cpu_s:.1f} s), rows {info.rows}")
     filters = Filters(TODAY - dt.timedelta(days=args.days - 1), TODAY)
     warm_s, each = _warm_dashboard(info.path, filters)
     _say(f"dashboard warm {warm_s:.3f} s: {each}")
@@ -326,6 +443,10 @@ def main() -> None:
         "rows": info.rows,
         "refresh_s": round(refresh_s, 3),
         "refresh_cpu_s": round(refresh_cpu_s, 3),
+        "day_rows": sum(day.values()),
+        "day_rows_by_table": day,
+        "full_refresh_s": round(full_s, 3),
+        "full_refresh_cpu_s": round(full_cpu_s, 3),
         "dashboard_warm_s": round(warm_s, 4),
         "queries_s": each,
         "naive_s": round(naive_s, 3),

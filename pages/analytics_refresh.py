@@ -29,11 +29,14 @@ def _status() -> None:
         {tr("analytics.col_table"): table, tr("analytics.col_rows"): f"{count:,}"}
         for table, count in info.rows.items()
     ]
+    full = when(to_local(info.full_built_at)) if info.full_built_at else "—"
+    st.caption(tr("analytics.snapshot_mode", mode=tr(f"analytics.mode_{info.mode}"), full=full))
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 def _refresh() -> None:
     parquet = st.checkbox(tr("analytics.with_parquet"), key="refresh_parquet")
+    full = st.checkbox(tr("analytics.full_rebuild"), key="refresh_full")
     if not st.button(tr("analytics.refresh_now"), type="primary", icon=":material/refresh:"):
         return
     bar = st.progress(0.0, text=tr("analytics.refreshing"))
@@ -45,7 +48,9 @@ def _refresh() -> None:
 
     try:
         with session_scope() as db:
-            info = refresh_snapshot(session=db, actor=actor, parquet=parquet, progress=progress)
+            info = refresh_snapshot(
+                session=db, actor=actor, parquet=parquet, full=full, progress=progress
+            )
     except SnapshotBusy:
         st.warning(tr("analytics.refresh_busy"))
         return

@@ -208,7 +208,7 @@ def can_check_keys_set_based(ctx: Context, targets: tuple[str, ...]) -> bool:
 
     Skipping them (``session_replication_role = replica``, as pg_restore does) needs a
     superuser or ``GRANT SET ON PARAMETER``; it is only done when the tables carry no trigger
-    but PostgreSQL's own foreign-key ones, so nothing else is ever skipped.
+    but PostgreSQL's own foreign-key ones and the change stamps, so nothing else is skipped.
     """
     ctx.cursor.execute(
         "SELECT current_setting('is_superuser') = 'on'"
@@ -217,8 +217,11 @@ def can_check_keys_set_based(ctx: Context, targets: tuple[str, ...]) -> bool:
     allowed = bool(ctx.cursor.fetchone()[0])
     if not allowed:
         return False
+    # The change stamps' triggers (migration 0008) fire on UPDATE only, and in every
+    # replication role: the skipped INSERTs never needed them.
     ctx.cursor.execute(
         "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"
+        " AND tgfoid IS DISTINCT FROM to_regproc('cims_stamp_row_xid')::oid"
         " AND tgrelid = ANY(SELECT to_regclass(name) FROM unnest(%s::text[]) AS name)",
         (list(targets),),
     )
