@@ -8,9 +8,10 @@ replace the rows that changed; the snapshot itself never holds a source row id.
 
 An incremental refresh reads, per table, the rows written since the last refresh (their
 ``row_xid``, stamped by PostgreSQL, is not visible in the last refresh's snapshot), plus
-the rows of visits and patients that changed (a row's department, visit type and
-insurance come from them). It deletes the old copies of those rows, inserts the kept ones
-and rebuilds the derived tables, so the result equals a full copy of the same data.
+the rows of visits and patients that changed (a row's department, visit type and insurance
+come from them): their ids first, by index, then the rows by id. It deletes the old
+copies of those rows, inserts the kept ones and rebuilds the derived tables, so the result
+equals a full copy of the same data.
 """
 
 from __future__ import annotations
@@ -200,8 +201,8 @@ def copy_changes(
 
     report(2 / steps, "visits")
     source = SOURCES["visits"]
-    visits_sql = source.changed_sql(since, "'{{}}'::int8[]", patients)
-    con.register("raw", fetcher.submit(visits_sql).result())
+    ids = fetcher.submit(source.changed_ids_sql(since, "'{{}}'::int8[]", patients)).result()
+    con.register("raw", fetcher.submit(source.rows_sql(_ids(ids))).result())
     run(
         con,
         "CREATE OR REPLACE TEMP TABLE kept_keys AS SELECT id, visit_key FROM stage.vmap "
@@ -219,8 +220,13 @@ def copy_changes(
     con.unregister("raw")
     visits = _array(run(con, "SELECT id FROM dirty_visits"))
 
+    wanted = {
+        table: fetcher.submit(SOURCES[table].changed_ids_sql(since, visits, patients))
+        for table in ROWS
+    }
     changed = {
-        table: fetcher.submit(SOURCES[table].changed_sql(since, visits, patients)) for table in ROWS
+        table: fetcher.submit(SOURCES[table].rows_sql(_ids(wanted[table].result())))
+        for table in ROWS
     }
     rows: dict[str, int] = {}
     for index, table in enumerate(ROWS, start=3):
@@ -286,6 +292,11 @@ def _array(rows: Iterable[tuple[Any, ...]]) -> str:
     """A PostgreSQL int8 array literal of the first column of ``rows`` (braces doubled:
     source queries go through ``str.format``)."""
     return "'{{" + ",".join(str(int(r[0])) for r in rows) + "}}'::int8[]"
+
+
+def _ids(arrow: Any) -> str:
+    """An int8 array literal of an Arrow table's ``id`` column."""
+    return _array((value,) for value in arrow.column("id").to_pylist())
 
 
 def _drop_temps(con: duckdb.DuckDBPyConnection) -> None:

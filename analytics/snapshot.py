@@ -295,7 +295,7 @@ def _last_refresh(folder: Path, zone: str) -> dict[str, str] | None:
     if not (snapshot.exists() and state.exists()):
         return None
     try:
-        with duckdb.connect(str(snapshot), read_only=True) as con:
+        with connect(snapshot) as con:  # the readers' settings: the app may have it open
             info = dict(con.execute("SELECT key, value FROM snapshot_info").fetchall())
         with duckdb.connect(str(state), read_only=True) as con:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())

@@ -32,7 +32,8 @@ class Source:
 
     ``table`` is the FROM clause (``alias`` prefixes its own columns when it joins), ``keep``
     the rows the snapshot holds. An incremental source's rows carry ``row_xid`` (migration
-    0008) and a refresh reads only the rows written since the last one (``changed_sql``);
+    0008) and a refresh reads only the rows written since the last one (``changed_ids_sql``
+    then ``rows_sql``);
     the others are read whole every time (patients, for their age bands; small tables).
     """
 
@@ -49,20 +50,25 @@ class Source:
         select = f"SELECT {self.alias}id AS id, {self.columns} FROM {self.table}"
         return f"{select} WHERE {self.keep}{{part}}"
 
-    def changed_sql(self, since: str, visits: str, patients: str) -> str:
-        """Rows written since snapshot ``since`` (kept or not: ``keep`` says), rows of the
-        visits ``visits`` and rows of the patients ``patients`` (SQL int8 array literals)."""
-        a = self.alias
-        written = (
-            f"({a}row_xid >= pg_snapshot_xmin({since})::text::int8 AND NOT "
-            f"pg_visible_in_snapshot({a}row_xid::text::xid8, {since}))"
-        )
-        wanted = [written, f"{a}patient_id = ANY({patients})"]
+    def changed_ids_sql(self, since: str, visits: str, patients: str) -> str:
+        """Ids of the rows written since snapshot ``since``, of the visits ``visits`` and of
+        the patients ``patients`` (SQL int8 array literals): a UNION of index scans."""
+        base, a = self.table.split()[0], self.alias
+        arms = [
+            f"SELECT id FROM {base} WHERE row_xid >= pg_snapshot_xmin({since})::text::int8 "
+            f"AND NOT pg_visible_in_snapshot(row_xid::text::xid8, {since})",
+            f"SELECT id FROM {base} WHERE patient_id = ANY({patients})",
+        ]
         if self.encounter:
-            wanted.append(f"{self.encounter} = ANY({visits})")
+            arms.append(f"SELECT {a}id FROM {self.table} WHERE {self.encounter} = ANY({visits})")
+        return " UNION ".join(arms)
+
+    def rows_sql(self, ids: str) -> str:
+        """The rows ``ids`` (an int8 array literal), kept or not (``keep`` says). Read by a
+        literal list, the planner knows how few they are and reads them by index."""
         return (
-            f"SELECT {a}id AS id, ({self.keep}) AS keep, {self.columns} FROM {self.table} "
-            f"WHERE {' OR '.join(wanted)}"
+            f"SELECT {self.alias}id AS id, ({self.keep}) AS keep, {self.columns} "
+            f"FROM {self.table} WHERE {self.alias}id = ANY({ids})"
         )
 
 

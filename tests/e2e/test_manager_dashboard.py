@@ -49,3 +49,5 @@ def test_manager_changes_the_date_range_and_the_charts_update(
     type_date(page, "Date range start date", start)
     page.get_by_role("heading", name="Hospital dashboard").click()
     expect(visits).not_to_have_text(before, timeout=30_000)
+    page.wait_for_timeout(1500)  # the charts redraw after the figures
+    page.screenshot(path=str(shots / "dashboard_last_week.png"), full_page=True)
