@@ -177,6 +177,16 @@ def test_admin_refreshes_with_a_progress_bar(demo: tuple[str, Path]) -> None:
     assert not at.exception, at.exception
     assert at.success[0].value.startswith("Snapshot refreshed")
     assert (folder / "snapshot.duckdb").stat().st_mtime_ns != before
+    captions = " ".join(c.value for c in at.caption)
+    assert "This refresh: only the changes since the last refresh were copied" in captions
+
+    [full] = [c for c in at.checkbox if c.label.startswith("Copy everything again")]
+    full.check()
+    [button] = [b for b in at.button if b.label == "Refresh now"]
+    at = button.click().run()
+    assert not at.exception, at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "This refresh: a full copy" in captions
 
 
 @pytest.mark.parametrize(
