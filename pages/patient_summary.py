@@ -11,7 +11,7 @@ from cims.records.summary import PatientSummary, build_summary
 from cims.security.care import open_break_glass
 from cims.security.rbac import AccessDenied, Privilege
 from ui.auth import page_guard
-from ui.format import hhmm, money, plain, when
+from ui.format import frequency_name, hhmm, money, plain, route_name, when
 from ui.i18n import language, tr
 
 actor = page_guard(Privilege.VIEW_CLINICAL)
@@ -112,8 +112,8 @@ def _render(summary: PatientSummary) -> None:
             {
                 tr("summary.col_drug"): localise_name(m.drug_name, lang),
                 tr("summary.col_dose"): f"{m.dose.normalize():f} {m.dose_unit}",
-                tr("summary.col_route"): m.route,
-                tr("summary.col_frequency"): m.frequency,
+                tr("summary.col_route"): route_name(m.route),
+                tr("summary.col_frequency"): frequency_name(m.frequency),
                 tr("summary.col_prescribed"): when(to_local(m.prescribed_at)),
             }
             for m in summary.medications

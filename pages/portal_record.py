@@ -9,7 +9,7 @@ from cims.records.narrative import localise_name
 from cims.records.summary import my_summary
 from cims.security.rbac import Privilege
 from ui.auth import page_guard
-from ui.format import localised, plain, when
+from ui.format import frequency_name, localised, plain, when
 from ui.i18n import language, tr
 
 actor = page_guard(Privilege.PORTAL_SELF)
@@ -32,7 +32,7 @@ if record.medications:
             {
                 tr("summary.col_drug"): localise_name(m.drug_name, lang),
                 tr("summary.col_dose"): f"{m.dose.normalize():f} {m.dose_unit}",
-                tr("summary.col_frequency"): m.frequency,
+                tr("summary.col_frequency"): frequency_name(m.frequency),
                 tr("summary.col_prescribed"): when(to_local(m.prescribed_at)),
             }
             for m in record.medications

@@ -118,3 +118,29 @@ def test_patient_outside_care_offers_break_glass_then_shows_it(summary_url: str)
     assert not at.exception, at.exception
     assert any("Break-glass access" in e.value for e in at.error)
     assert _timeline_shown(at)
+
+
+def test_medicines_show_route_and_frequency_in_words(summary_url: str) -> None:
+    from sqlalchemy import text
+
+    from cims.records.drugs import FREQUENCIES
+
+    session_id, actor, clinic, _ = _doctor(summary_url)
+    engine = create_engine(summary_url)
+    with engine.connect() as conn:
+        patient = conn.execute(
+            text(
+                "SELECT patient_id FROM prescriptions WHERE status = 'active' "
+                "AND patient_id = ANY(:clinic) ORDER BY patient_id LIMIT 1"
+            ),
+            {"clinic": clinic},
+        ).scalar()
+    engine.dispose()
+    assert patient is not None, "a clinic patient of the demo doctor takes a medicine"
+    at = _page(session_id, actor, patient)
+    assert not at.exception, at.exception
+    [medicines] = [d.value for d in at.dataframe if "Frequency" in d.value.columns]
+    assert set(medicines["Route"]) <= {"Oral", "Intravenous", "Intramuscular", "Subcutaneous",
+                                       "Inhaled", "Topical"}  # fmt: skip
+    assert not set(medicines["Frequency"]) & set(FREQUENCIES)  # words, not bare codes
+    assert all("(" in value for value in medicines["Frequency"])  # "Twice daily (bid)"

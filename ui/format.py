@@ -6,7 +6,8 @@ import datetime as dt
 import re
 from decimal import Decimal
 
-from ui.i18n import language
+from cims.records.drugs import FREQUENCIES, ROUTES
+from ui.i18n import language, tr
 
 # Characters that make markdown (or Streamlit's :color[...] and $math$ extensions) inside a
 # line: links and images need "[", HTML and autolinks "<" or ":", entities "&". A backslash
@@ -50,3 +51,13 @@ def percent_change(ratio: float | None) -> str | None:
 def localised(name_zh: str, name_en: str) -> str:
     """Pick the name in the session's language."""
     return name_zh if language() == "zh" else name_en
+
+
+def route_name(code: str | None) -> str:
+    """A prescription's route in the reader's language (an imported unknown code as is)."""
+    return tr(f"encounter.route_{code}") if code in ROUTES else (code or "")
+
+
+def frequency_name(code: str | None) -> str:
+    """A prescription's frequency in the reader's language ("Twice daily (bid)")."""
+    return tr(f"encounter.frequency_{code}") if code in FREQUENCIES else (code or "")

@@ -13,6 +13,7 @@ from cims.records.narrative import localise_name
 from cims.records.orders import AllergyConflict, prescribe, stop_prescription
 from cims.security.rbac import Actor
 from ui.encounter_tabs.common import act, current_view, labels, void_control
+from ui.format import frequency_name, route_name
 from ui.i18n import language, tr
 
 CONFLICT = "rx_conflict"  # (drug code, allergy names) awaiting an override reason
@@ -34,8 +35,8 @@ def render(actor: Actor, patient_id: int, encounter_id: int) -> None:
                 {
                     tr("encounter.col_drug"): localise_name(p.drug_name, lang),
                     tr("encounter.col_dose"): f"{p.dose.normalize():f} {p.dose_unit}",
-                    tr("encounter.route"): p.route,
-                    tr("encounter.frequency"): p.frequency,
+                    tr("encounter.route"): route_name(p.route),
+                    tr("encounter.frequency"): frequency_name(p.frequency),
                     tr("encounter.duration"): p.duration_days,
                     tr("encounter.col_status"): status[p.status],
                     tr("encounter.col_override"): p.allergy_override_reason or "",
