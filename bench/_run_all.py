@@ -2,12 +2,14 @@
 
 Each ``bench/*.py`` (not ``_*``) runs in its own process; its stdout is echoed and its last
 non-empty line must be one JSON object with a "bench" key. Full scale (``make bench``)
-stores each result with its arguments, timing and machine in var/bench/results/<bench>.json
-(a failure in <bench>.failed.json, the last good result kept) and renders bench/RESULTS.md
-from the latest stored result of every benchmark, so a partial run still shows everything
-known and a benchmark never run shows "not run". Smoke (``make bench-smoke``) runs each with
-small arguments only to check the JSON line; results go to var/bench/smoke/, never to
-RESULTS.md, and — unless CIMS_DATABASE_URL names a server — on an embedded server of its own
+stores each result with its arguments, timing and machine in bench/results/<bench>.json
+(committed, so a fresh clone still knows every result; a failure in <bench>.failed.json, the
+last good result kept) and renders bench/RESULTS.md from the latest stored result of every
+benchmark, so a partial run still shows everything known and a benchmark never run shows
+"not run". A result left in var/bench/results/ by an older runner is adopted when it is newer
+than bench/results' copy. Smoke (``make bench-smoke``) runs each with small arguments only to
+check the JSON line; results go to var/bench/smoke/, never to RESULTS.md, and — unless
+CIMS_DATABASE_URL names a server — on an embedded server of its own
 (CIMS_DATA_DIR=var/bench/smoke/data) so small runs never replace the full-scale databases.
 Exits non-zero when any benchmark failed.
 
@@ -32,7 +34,8 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-RESULTS_DIR = ROOT / "var" / "bench" / "results"
+RESULTS_DIR = BENCH_DIR / "results"
+LEGACY_RESULTS_DIR = ROOT / "var" / "bench" / "results"  # where results were kept before
 SMOKE_DIR = ROOT / "var" / "bench" / "smoke"
 REPORT = BENCH_DIR / "RESULTS.md"
 SMOKE_TIMEOUT_S = 600
@@ -49,12 +52,13 @@ SMOKE_ARGS: dict[str, list[str]] = {
     "billing": ["--invoices", "20", "--instalments", "2", "--cashiers", "4"],
     "browser_load": ["--sessions", "2", "--opens", "1", "--patients", "300"],
     "import": ["--replicas", "1", "--orm-patients", "5"],
-    "load": ["--users", "4", "--seconds", "5", "--single-seconds", "3", "--patients", "600"],
+    "load": ["--users", "4", "--seconds", "5", "--single-seconds", "3", "--patients", "600",
+             "--processes", "2", "--think-s", "0.5", "--stress-seconds", "3"],
     "patient_search": ["--patients", "1000", "--samples", "20", "--scan-samples", "5"],
     "risk_scoring": ["--patients", "400", "--runs", "5", "--rows", "1000"],
     "seed_demo": ["--patients", "500", "--baseline-rows", "200"],
     "summary_page": ["--runs", "5"],
-}
+}  # fmt: skip
 SMOKE_DIABETES_ROWS = 2000
 
 
@@ -231,6 +235,19 @@ def store(record: dict[str, Any], folder: Path) -> None:
     (folder / f"{name}.failed.json").unlink(missing_ok=True)
 
 
+def adopt_legacy(legacy: Path, folder: Path) -> list[str]:
+    """Copy each record file in ``legacy`` that started later than ``folder``'s file of the same
+    name (a result or a failure); the names copied."""
+    adopted = []
+    for path in sorted(legacy.glob("*.json")) if legacy.is_dir() else []:
+        record, ours = _load(path), _load(folder / path.name)
+        if record and (ours is None or record["started_at"] > ours["started_at"]):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / path.name).write_text(path.read_text())
+            adopted.append(path.name)
+    return adopted
+
+
 def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -270,7 +287,7 @@ def render(names: list[str], folder: Path, now: dt.datetime, current: dict[str, 
         "# Benchmark results",
         "",
         f"Rendered {now:%Y-%m-%d %H:%M} UTC by `make bench` (`bench/_run_all.py`) from the latest "
-        "stored result of each benchmark (`var/bench/results/`). Every benchmark prints one JSON "
+        "stored result of each benchmark (`bench/results/`). Every benchmark prints one JSON "
         "line last; ratios (`speedup_vs_*`, `overhead_vs_*`) are measured against the naive way "
         "in the same run. The load average at the start and end of each run is shown because "
         "figures from a shared machine depend on what else it was doing.",
@@ -321,6 +338,9 @@ def main() -> None:
     if options.smoke and not env.get("CIMS_DATABASE_URL"):
         env["CIMS_DATA_DIR"] = str(SMOKE_DIR / "data")
     failures = []
+    if not options.smoke:
+        for name in adopt_legacy(LEGACY_RESULTS_DIR, RESULTS_DIR):
+            print(f"adopted var/bench/results/{name} (newer than bench/results/)", flush=True)
     if not options.render:
         current = machine(env)
         for name in chosen:

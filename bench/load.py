@@ -17,12 +17,16 @@ does — and calls the same service functions the pages call:
              (``create_invoice`` + ``issue_invoice``) 10 %, pay (``take_payment`` of 10.00 on an
              open invoice; one in ten resends an earlier key, as a double click does) 40 %
 
-Staff are a third of each role. By default nobody pauses between actions (``--think-s 0``):
-N users keep N requests in flight at all times, a stress test well above the pace of people
-at desks; ``--think-s 5`` gives each a random pause averaging 5 s after every action. The
-baseline is the same mix with one thread (cycling
-through the three roles) for ``--single-seconds``; ``speedup_vs_single_user`` is the ratio of
-throughputs. After both phases the run is reconciled against the database:
+Staff are a third of each role. Each pauses a random time after every action, averaging
+``--think-s`` (default 2 s: a person at a desk reads the screen and types; real staff pause
+far longer), and the goal keys (``<action>_p95_ms``, ``search_goal_met``, ...) come from this
+phase. Then the same users work flat out for ``--stress-seconds`` (default S): N requests
+always in flight, a saturation test whose figures are reported as ``stress_*`` (on two cores
+they measure the queue: about 10 ms of CPU per action caps the machine near 200 actions/s,
+so 50 waiting users wait about 250 ms each). ``--think-s 0`` runs only the flat-out phase,
+as the goal phase. The baseline is the same mix with one thread (cycling through the three
+roles) for ``--single-seconds``; ``speedup_vs_single_user`` is the ratio of throughputs.
+After every phase the run is reconciled against the database:
 
 - lost_writes: a write a worker saw succeed that is missing (payment, booking, patient,
   charge, invoice), an audit row missing for a write or an audited read, or an invoice whose
@@ -35,8 +39,16 @@ throughputs. After both phases the run is reconciled against the database:
 Refusals (slot full, overpayment, nothing to invoice, ...) are the service saying no on
 purpose and are counted apart from ``errors`` (exceptions). Last stdout line is one JSON object.
 
+Threads in one Python process share one interpreter lock, and the service layer is Python, so
+``--processes P`` splits the N staff over P forked worker processes, as a deployment runs one
+app process per core behind a proxy. Each has its own engine (a pool of one connection per
+thread, plus two) and its own copy of the world: the same search texts, patients and slots,
+so bookings still race across processes, and every P-th open invoice. Each sends its ledger
+back; the parent merges them and reconciles every write of every process as above. The
+single-user baseline always runs in the parent.
+
     .venv/bin/python bench/load.py [--users N] [--seconds S] [--patients P] [--single-seconds S]
-                                   [--think-s T]
+                                   [--think-s T] [--stress-seconds S] [--processes P]
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import os
 import random
 import sys
@@ -54,6 +67,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +260,21 @@ class World:
     def earlier_payment(self, rng: random.Random) -> tuple[str, int, int] | None:
         with self.lock:
             return rng.choice(self.done_payments) if self.done_payments else None
+
+
+def _share(world: World, part: int, parts: int) -> World:
+    """Worker process ``part``'s world: every search text, patient and clinic, and every
+    ``parts``-th open invoice and earlier payment (cashiers of one process share a list)."""
+    invoices = world.open_invoices[part::parts]
+    return World(
+        queries=world.queries,
+        in_care=world.in_care,
+        clinic_departments=world.clinic_departments,
+        top_patient=world.top_patient,
+        open_invoices=invoices,
+        paid_before={i: world.paid_before[i] for i in invoices},
+        done_payments=world.done_payments[part::parts],
+    )
 
 
 def _world(engine: Engine, rng: random.Random) -> World:
@@ -533,6 +563,64 @@ def _phase(engine: Engine, crews: list[list[Actor]], world: World, seconds: floa
     return total, elapsed
 
 
+def _engine(url: str, threads: int) -> Engine:
+    """An engine whose pool holds a connection for each thread: none waits for another."""
+    return create_engine(
+        url, pool_size=threads + 2, max_overflow=0, pool_timeout=60,
+        connect_args={"options": "-c timezone=UTC"},
+    )  # fmt: skip
+
+
+def _process(url: str, crews: list[list[Actor]], world: World, seconds: float, seed: int,
+             think_s: float, start: Barrier, results: Queue[Any]) -> None:  # fmt: skip
+    """One worker process: its own engine and threads; its ledger goes back to the parent."""
+    engine = _engine(url, len(crews))
+    try:
+        start.wait(timeout=300)
+        book, elapsed = _phase(engine, crews, world, seconds, seed, think_s)
+        book.people.clear()  # identities not used: nothing to check, only to pickle
+        results.put((book, elapsed))
+    except BaseException as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        engine.dispose()
+
+
+def _phase_in_processes(
+    url: str, crews: list[list[Actor]], world: World, seconds: float, seed: int, think_s: float,
+    processes: int,
+) -> tuple[Ledger, float]:  # fmt: skip
+    """``_phase`` with the crews dealt over ``processes`` forked worker processes, started
+    together; the merged ledger and the longest worker's elapsed time."""
+    context = multiprocessing.get_context("fork")  # inherits the actors and the world as-is
+    start = context.Barrier(processes + 1)
+    results: Queue[Any] = context.Queue()
+    workers = []
+    for p in range(processes):
+        share = (url, crews[p::processes], _share(world, p, processes), seconds)
+        rest = (seed + 100_000 * p, think_s, start, results)
+        workers.append(context.Process(target=_process, args=share + rest, daemon=True))
+    for worker in workers:
+        worker.start()
+    total, elapsed = Ledger(), 0.0
+    try:
+        start.wait(timeout=300)
+        for _ in workers:
+            answer = results.get(timeout=seconds + 300)
+            if isinstance(answer, str):
+                raise SystemExit(f"a worker process failed: {answer}")
+            book, spent = answer
+            total.merge(book)
+            elapsed = max(elapsed, spent)
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.kill()
+    return total, elapsed
+
+
 # ---------------------------------------------------------------- after the run
 
 
@@ -650,21 +738,29 @@ def main() -> None:
     parser.add_argument("--single-seconds", type=float, help="baseline length (default S/3)")
     parser.add_argument("--seed", type=int, help="default: new each run (the database is reused)")
     parser.add_argument(
-        "--think-s", type=float, default=0.0,
-        help="mean pause after each action (0: every user works flat out, a stress test)",
+        "--think-s", type=float, default=2.0,
+        help="mean pause after each action, people at desks (0: flat out, a stress test)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stress-seconds", type=float,
+        help="then the same users flat out (no pause) for this long (default S; 0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--processes", type=int, default=1,
+        help="worker processes the users are split over (1: threads of this process)",
     )  # fmt: skip
     args = parser.parse_args()
+    if not 1 <= args.processes <= args.users:
+        parser.error("--processes must be between 1 and --users")
     single_seconds = args.single_seconds or max(5.0, args.seconds / 3)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     rng = random.Random(seed)
 
     url, built = _database(args.patients)
-    engine = create_engine(
-        url, pool_size=args.users + 2, max_overflow=0, pool_timeout=60,
-        connect_args={"options": "-c timezone=UTC"},
-    )  # fmt: skip
+    # The many-user phase runs here with one process, else in the workers (their own pools).
+    engine = _engine(url, args.users if args.processes == 1 else 1)
     free = _free_connections(engine)
-    if free < args.users + 4:
+    if free < args.users + 4 + 2 * args.processes:
         raise SystemExit(f"the server has {free} free connections; {args.users} users need more")
     per_role = -(-args.users // len(ROLES))
     world = _world(engine, rng)
@@ -679,23 +775,38 @@ def main() -> None:
     )
     solo = [[staff[r][0] for r in ROLES]]
     single, single_s = _phase(engine, solo, world, single_seconds, seed, args.think_s)
-    many, many_s = _phase(engine, crews, world, args.seconds, seed + 1000, args.think_s)
+
+    def many_users(seconds: float, seed: int, think_s: float) -> tuple[Ledger, float]:
+        if args.processes == 1:
+            return _phase(engine, crews, world, seconds, seed, think_s)
+        engine.dispose()  # no pooled connection is inherited by the forked workers
+        return _phase_in_processes(url, crews, world, seconds, seed, think_s, args.processes)
+
+    many, many_s = many_users(args.seconds, seed + 1000, args.think_s)
+    stress_seconds = args.seconds if args.stress_seconds is None else args.stress_seconds
+    stress = None
+    if args.think_s and stress_seconds:
+        _say(f"then {args.users} users flat out for {stress_seconds:.0f} s")
+        stress, stress_s = many_users(stress_seconds, seed + 2000, 0.0)
     load_after = os.getloadavg()[0]
     everything = Ledger()
     everything.merge(single)
     everything.merge(many)
+    if stress is not None:
+        everything.merge(stress)
     checked = reconcile(engine, user_ids, since, everything, world)
     engine.dispose()
 
     done = sum(len(v) for v in many.timings.values())
     single_done = sum(len(v) for v in single.timings.values())
     per_s, single_per_s = done / many_s, single_done / single_s
-    errors = many.errors + single.errors
+    errors = everything.errors
     for message, n in errors.most_common(10):
         _say(f"error x{n}: {message}")
     result: dict[str, Any] = {
         "bench": "load",
         "users": args.users,
+        "processes": args.processes,
         "seconds": args.seconds,
         "think_s": args.think_s,
         "seed": seed,
@@ -712,17 +823,24 @@ def main() -> None:
                    f"{action}_count": len(many.timings[action])}  # fmt: skip
     for action in GOALS_P95_MS:
         result[f"single_user_{action}_p95_ms"] = _percentiles(single.timings[action])[1]
+    if stress is not None:  # saturation: N requests always in flight on two cores
+        stress_done = sum(len(v) for v in stress.timings.values())
+        result |= {"stress_seconds": stress_seconds,
+                   "stress_actions_per_s": round(stress_done / stress_s, 1)}  # fmt: skip
+        for action in ACTIONS:
+            p50, p95, _ = _percentiles(stress.timings[action])
+            result |= {f"stress_{action}_p50_ms": p50, f"stress_{action}_p95_ms": p95}
     result |= {
         "errors": sum(errors.values()),
-        "payment_resends": many.resends + single.resends,
-        "refused": sum((many.refusals + single.refusals).values()),
+        "payment_resends": everything.resends,
+        "refused": sum(everything.refusals.values()),
         **checked,
         **{
             f"{action}_goal_met": result[f"{action}_p95_ms"] is not None
             and result[f"{action}_p95_ms"] <= goal
             for action, goal in GOALS_P95_MS.items()
         },
-        "refusals": dict((many.refusals + single.refusals).most_common()),
+        "refusals": dict(everything.refusals.most_common()),
         "loadavg_1m_before": round(load_before, 2),
         "loadavg_1m_after": round(load_after, 2),
     }

@@ -97,3 +97,41 @@ def test_a_short_run_reconciles_and_every_kind_of_damage_is_counted(
     damaged = check()
     assert damaged["slot_count_mismatches"] == 1 and damaged["doubled_writes"] == 1
     assert check()["lost_writes"] == 0
+    with engine.begin() as conn:  # repaired: a later run may book the place it freed
+        conn.execute(
+            text("UPDATE slots SET booked_count = booked_count + 1 WHERE id = :s"), {"s": slot_id}
+        )
+
+
+def test_staff_split_over_processes_send_back_every_write(load: ModuleType, engine: Engine) -> None:
+    rng = random.Random(5)
+    world = load._world(engine, rng)
+    staff = load._staff(engine, 2, sorted(world.in_care))
+    user_ids = [a.user_id for actors in staff.values() for a in actors]
+    since = utcnow() - dt.timedelta(seconds=1)
+    crews = [[staff[role][n]] for n in range(2) for role in load.ROLES]
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()  # the workers are forked: none inherits a pooled connection
+
+    book, elapsed = load._phase_in_processes(url, crews, world, 3, 11, 0.0, 2)
+    assert elapsed >= 3 and not book.errors, book.errors
+    assert book.writes and sum(book.reads.values()) > 0
+    # Every row the six users wrote, in either process, is in the merged ledger: a dropped
+    # ledger would leave its rows and audit rows unaccounted for (doubled), its reads unmatched.
+    checked = dict(load.reconcile(engine, user_ids, since, book, world))
+    assert checked["lost_writes"] == 0 and checked["doubled_writes"] == 0, checked
+    assert checked["writes_checked"] == len(book.writes)
+
+    half = load.Ledger()  # one process's ledger alone does not reconcile
+    half.writes = book.writes[::2]
+    assert load.reconcile(engine, user_ids, since, half, world)["doubled_writes"] > 0
+
+
+def test_each_process_pays_its_own_share_of_the_open_invoices(load: ModuleType) -> None:
+    world = load.World(
+        queries=["a"], in_care={1: [1]}, clinic_departments=[1], top_patient=9,
+        open_invoices=[10, 11, 12, 13, 14], paid_before={i: i for i in range(10, 15)},
+    )  # fmt: skip
+    shares = [load._share(world, p, 2) for p in range(2)]
+    assert [s.open_invoices for s in shares] == [[10, 12, 14], [11, 13]]
+    assert shares[1].paid_before == {11: 11, 13: 13} and shares[0].queries == ["a"]

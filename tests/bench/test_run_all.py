@@ -148,3 +148,24 @@ def test_every_benchmark_is_discovered_and_smoke_args_name_real_ones(runner: Mod
     assert "load" in names and "browser_load" in names
     assert not [n for n in names if n.startswith("_")]
     assert set(runner.SMOKE_ARGS) <= set(names)
+
+
+def test_results_are_kept_in_the_repository_not_in_var(runner: ModuleType) -> None:
+    assert runner.RESULTS_DIR.relative_to(runner.ROOT) == Path("bench", "results")
+
+
+def test_a_newer_result_left_by_the_old_runner_is_adopted(
+    runner: ModuleType, tmp_path: Path
+) -> None:
+    legacy, folder = tmp_path / "var", tmp_path / "results"
+    runner.store(_record("load", "2026-11-26T18:00:00+00:00", result={"bench": "load"}), legacy)
+    runner.store(_record("search", "2026-11-26T21:00:00+00:00", result={"bench": "s"}), legacy)
+    runner.store(_record("billing", "2026-11-26T21:00:00+00:00", error="timed out"), legacy)
+    runner.store(_record("load", "2026-11-26T19:00:00+00:00", result={"bench": "load"}), folder)
+
+    adopted = runner.adopt_legacy(legacy, folder)
+    assert adopted == ["billing.failed.json", "search.json"]  # the older load result is not
+    assert json.loads((folder / "load.json").read_text())["started_at"].startswith("2026-11-26T19")
+    assert json.loads((folder / "search.json").read_text())["result"] == {"bench": "s"}
+    assert runner.adopt_legacy(legacy, folder) == []  # once only
+    assert runner.adopt_legacy(tmp_path / "missing", folder) == []
