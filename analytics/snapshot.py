@@ -178,6 +178,21 @@ class _Fetcher:
         middle = max(int(arrow.column("pages")[0].as_py()) // 2, 1)
         return f" AND ctid < '({middle},0)'::tid", f" AND ctid >= '({middle},0)'::tid"
 
+    def source(self) -> dict[str, str]:
+        """Where the rows live: the database's oid and each copied table's file node
+        (``tables``), and the next transaction id (``xmax``), for ``_last_refresh``."""
+        names = ",".join(sorted({source.name for source in SOURCES.values()}))
+        arrow = self._run(
+            "SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text "
+            "|| ':' || string_agg(t || '=' || coalesce(pg_relation_filenode(t::regclass), 0), "
+            f"',' ORDER BY t) AS tables FROM unnest(string_to_array('{names}', ',')) t"
+        )
+        xmax = self._run("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax")
+        return {
+            "tables": str(arrow.column("tables")[0].as_py()),
+            "xmax": str(xmax.column("xmax")[0].as_py()),
+        }
+
     def pg_snapshot(self) -> str:
         """PostgreSQL's current snapshot (``pg_current_snapshot()``) as text."""
         arrow = self._run("SELECT pg_current_snapshot()::text AS now")
@@ -215,19 +230,25 @@ def build_snapshot(
     today = today or local_today()
     report = progress or (lambda _fraction, _step: None)
     with _build_lock(folder):
-        last = None if full else _last_refresh(folder, zone)
+        fetcher = _Fetcher(adbc_uri(url), zone, today)
+        try:
+            source = fetcher.source()
+            last = None if full else _last_refresh(folder, zone, source)
+        except BaseException:
+            fetcher.close()
+            raise
         mode = "incremental" if last else "full"
         building = folder / f".{SNAPSHOT_FILE}.{os.getpid()}.building"
         state = folder / f".{STATE_FILE}.{os.getpid()}.building"
         for path in (building, state):
             path.unlink(missing_ok=True)
-        if last:
-            shutil.copyfile(folder / SNAPSHOT_FILE, building)
-            shutil.copyfile(folder / STATE_FILE, state)
-        _private(state)
-        con = duckdb.connect(str(building))
-        fetcher = _Fetcher(adbc_uri(url), zone, today)
+        con = None
         try:
+            if last:
+                shutil.copyfile(folder / SNAPSHOT_FILE, building)
+                shutil.copyfile(folder / STATE_FILE, state)
+            _private(state)
+            con = duckdb.connect(str(building))
             _run(con, f"ATTACH {_literal(str(state))} AS stage")
             _private(state)
             inner, outer = _hmac_pads(pseudonym_key())
@@ -251,6 +272,7 @@ def build_snapshot(
             build_id = uuid.uuid4().hex
             full_at = last["full_at"] if last else built_at.isoformat()
             meta = {"build_id": build_id, "pg_snapshot": pg_snapshot, "timezone": zone}
+            meta |= {"source": source["tables"]}
             meta |= {"format": str(SNAPSHOT_FORMAT), "full_at": full_at}
             _run(con, "CREATE OR REPLACE TABLE stage.meta (key VARCHAR, value VARCHAR)")
             con.executemany("INSERT INTO stage.meta VALUES (?, ?)", list(meta.items()))
@@ -269,7 +291,8 @@ def build_snapshot(
                 _export_parquet(con, folder)
         except BaseException:
             fetcher.close()
-            con.close()
+            if con is not None:
+                con.close()
             building.unlink(missing_ok=True)
             state.unlink(missing_ok=True)
             raise
@@ -289,8 +312,13 @@ def _private(path: Path) -> None:
         path.chmod(0o600)
 
 
-def _last_refresh(folder: Path, zone: str) -> dict[str, str] | None:
-    """The last refresh's state when an incremental refresh can build on it, else None."""
+def _last_refresh(folder: Path, zone: str, source: dict[str, str]) -> dict[str, str] | None:
+    """The last refresh's state when an incremental refresh can build on it, else None.
+
+    It cannot after a restore or on another server: the tables' storage (``source``'s
+    ``tables``: the database's oid and each table's file node, new after a restore, a
+    TRUNCATE or a VACUUM FULL) must be the same, and the transaction counter must not have
+    gone back (rows restored from elsewhere carry stamps that mean nothing here)."""
     snapshot, state = folder / SNAPSHOT_FILE, folder / STATE_FILE
     if not (snapshot.exists() and state.exists()):
         return None
@@ -306,7 +334,10 @@ def _last_refresh(folder: Path, zone: str) -> dict[str, str] | None:
         and meta.get("format") == str(SNAPSHOT_FORMAT)
         and meta.get("timezone") == zone
     )
-    if not same or "pg_snapshot" not in meta:
+    if not same or "pg_snapshot" not in meta or meta.get("source") != source["tables"]:
+        return None
+    last_xmax = int(meta["pg_snapshot"].split(":")[1])
+    if int(source["xmax"]) < last_xmax:
         return None
     full_at = dt.datetime.fromisoformat(meta["full_at"])
     if dt.datetime.now(dt.UTC) - full_at > FULL_EVERY:

@@ -44,6 +44,13 @@ class Source:
     incremental: bool = True
     # The column of the visit a row belongs to (its department and type come from it).
     encounter: str | None = None
+    # The table the rows come from, when ``table`` does not start with it.
+    base: str = ""
+
+    @property
+    def name(self) -> str:
+        """The PostgreSQL table the rows come from."""
+        return self.base or self.table.split()[0]
 
     def full_sql(self) -> str:
         """Every kept row; ``{part}`` takes a physical (ctid) range of a split table."""
@@ -53,7 +60,7 @@ class Source:
     def changed_ids_sql(self, since: str, visits: str, patients: str) -> str:
         """Ids of the rows written since snapshot ``since``, of the visits ``visits`` and of
         the patients ``patients`` (SQL int8 array literals): a UNION of index scans."""
-        base, a = self.table.split()[0], self.alias
+        base, a = self.name, self.alias
         arms = [
             f"SELECT id FROM {base} WHERE row_xid >= pg_snapshot_xmin({since})::text::int8 "
             f"AND NOT pg_visible_in_snapshot(row_xid::text::xid8, {since})",
@@ -149,6 +156,7 @@ SOURCES: Final[dict[str, Source]] = {
         "LEFT JOIN appointments a ON r.subject_type = 'appointment' AND a.id = r.subject_id",
         alias="r.",
         incremental=False,
+        base="risk_scores",
     ),
 }
 # Small lookups used while building; never written to the snapshot.

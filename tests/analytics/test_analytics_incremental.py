@@ -232,3 +232,16 @@ def test_rows_written_by_the_database_are_stamped(hospital: Engine) -> None:
     assert stamped == xid
     frame = pd.read_sql("SELECT count(*) AS n FROM charges WHERE row_xid IS NULL", hospital)
     assert int(frame["n"][0]) == 0  # the demo's bulk load went through the default too
+
+
+def test_after_a_restore_the_refresh_copies_everything(hospital: Engine, tmp_path: Path) -> None:
+    """Rows put back by a restore (or a rewritten table) carry stamps that say nothing about
+    what the last snapshot saw: new table storage means a full copy."""
+    url = hospital.url.render_as_string(hide_password=False)
+    folder = tmp_path / "snap"
+    build_snapshot(url, folder=folder)
+    assert build_snapshot(url, folder=folder).mode == "incremental"
+    with hospital.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM FULL surveys"))  # new storage, as a restore gives
+    assert build_snapshot(url, folder=folder).mode == "full"
+    assert build_snapshot(url, folder=folder).mode == "incremental"
