@@ -49,10 +49,13 @@ class RefundView:
 
 
 def _locked_payment(session: Session, payment_id: int) -> Payment:
+    # FOR NO KEY UPDATE, as settling a payment does: a provider callback's payment_events
+    # insert holds FOR KEY SHARE on the payment (its foreign key) while it waits for the
+    # invoice this transaction holds; FOR UPDATE would wait for it, and it for us.
     payment = session.scalar(
         select(Payment)
         .where(Payment.id == payment_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     if payment is None:

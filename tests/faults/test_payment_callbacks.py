@@ -168,3 +168,49 @@ def test_the_same_callback_at_the_same_moment_in_two_processes_settles_once(
             AuditEvent.object_id == str(checkout.payment_id),
         )
         assert session.scalar(settled) == 1
+
+
+def test_a_refund_approved_while_a_late_callback_for_the_same_payment_waits_does_not_deadlock(
+    faults_database: tuple[str, Engine], tmp_path: Path
+) -> None:
+    """The approver holds the invoice and reaches for the payment just as a resent callback
+    for that payment has written its event row (a key-share lock on the payment) and waits
+    for the invoice. Locking the payment FOR UPDATE would wait for the callback, which waits
+    for the approver: a deadlock that PostgreSQL breaks by failing one of them."""
+    from cims.billing.invoices import lock_invoice
+    from cims.billing.refunds import _locked_payment
+
+    _, engine = faults_database
+    with Session(engine) as session, session.begin():
+        actor, invoice_id = _portal_invoice(session, "48.00")
+        mailbox = Mailbox()
+        provider = SandboxProvider(tmp_path / "ledger.sqlite3", mailbox)
+        checkout = start_online_payment(
+            session=session, actor=actor, invoice_id=invoice_id, method="wechat", provider=provider
+        )
+    provider.pay(checkout.provider_reference, "success")
+    [(body, signature)] = mailbox.sent
+    with Session(engine) as session, session.begin():
+        assert _deliver(session, body, signature).outcome == "settled"
+    resent = json.dumps({**json.loads(body), "event_id": "EVT-LATE"}).encode()
+    app = create_engine(_url(engine), connect_args={"application_name": "faults_callbacks"})
+    outcome: list[str] = []
+
+    def deliver() -> None:
+        with Session(app) as session, session.begin():
+            outcome.append(_deliver(session, resent, sign(resent)).outcome)
+
+    with Session(engine) as approver, connect(_url(engine), autocommit=True) as watch:
+        with approver.begin():
+            lock_invoice(approver, invoice_id)  # approve_refund's order: invoice, then payment
+            late = threading.Thread(target=deliver)
+            late.start()
+            poll(lambda: watch.execute(_WAITING).fetchone() == (1,), "the callback waits")
+            payment = _locked_payment(approver, checkout.payment_id)  # must not deadlock
+            assert payment.status == "succeeded"
+        late.join(60)
+    app.dispose()
+    assert outcome == ["settled"]  # a new event id for a settled payment: recorded, no money
+    with Session(engine) as session:
+        invoice = session.get(Invoice, invoice_id)
+        assert invoice is not None and invoice.paid_amount == Decimal("48.00")
