@@ -143,13 +143,15 @@ class ImportRun(Base):
 
 
 class ImportLink(Base):
-    """Which CIMS row an outside record became: makes a repeated import add nothing."""
+    """Which CIMS row an outside record became: makes a repeated import add nothing.
+
+    One row per imported row, so every index costs every import: only the source key is
+    indexed (imports look links up by it). Migration 0009 dropped the by-target and by-run
+    indexes, which nothing read.
+    """
 
     __tablename__ = "import_links"
-    __table_args__ = (
-        UniqueConstraint("source_system", "source_table", "source_id"),
-        Index("ix_import_links_target", "target_table", "target_id"),
-    )
+    __table_args__ = (UniqueConstraint("source_system", "source_table", "source_id"),)
 
     id: Mapped[int] = pk()
     source_system: Mapped[str]
@@ -157,4 +159,4 @@ class ImportLink(Base):
     source_id: Mapped[str]
     target_table: Mapped[str]
     target_id: Mapped[int] = mapped_column(BigInteger)
-    run_id: Mapped[int | None] = fk("import_runs.id", index=True)
+    run_id: Mapped[int | None] = fk("import_runs.id")

@@ -163,11 +163,13 @@ def apply_checks(
         f", CASE WHEN v.reject IS NULL AND NOT v.linked THEN {expression} END AS {column}"
         for column, expression in (ids or {}).items()
     )
+    # OFFSET 0 keeps the verdict's subquery whole: flattened into the outer query, its CASE
+    # (regular expressions and all) would be computed again for ``skip`` and for every id.
     ctx.execute(
         f"CREATE TEMP TABLE {table}_checked AS SELECT v.*,"
         f" v.reject IS NULL AND v.linked AS skip{new_ids}"
         f" FROM (SELECT r.*, {verdict} AS reject FROM (SELECT s.*{''.join(resolved)}"
-        f" FROM {table} s{''.join(joins)}) r) v",
+        f" FROM {table} s{''.join(joins)}) r OFFSET 0) v",
         params,
     )
     ctx.execute(f"DROP TABLE {table}")
