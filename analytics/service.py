@@ -36,6 +36,7 @@ from cims.governance.models import SavedQuery
 from cims.security import audit
 from cims.security.incidents import require_no_lockdown
 from cims.security.rbac import Actor, Privilege, requires
+from cims.text_limits import MAX_SAVED_QUERY_NAME, TOO_LONG_KEY, too_long
 
 EXPORT_ROW_LIMIT: Final = 100_000
 EXPORT_FORMATS: Final = ("csv", "xlsx")
@@ -202,6 +203,8 @@ def save_query(
 ) -> SavedQuery:
     """Save (or overwrite) one of the actor's named queries; only acceptable SELECTs."""
     problems = [] if name.strip() else ["analytics.name_required"]
+    if too_long(name, MAX_SAVED_QUERY_NAME):
+        problems.append(TOO_LONG_KEY)
     try:
         console.check_select(sql)
     except console.QueryRefused as refusal:

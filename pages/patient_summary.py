@@ -10,6 +10,7 @@ from cims.records.narrative import gap_text, localise_name, narrative
 from cims.records.summary import PatientSummary, build_summary
 from cims.security.care import open_break_glass
 from cims.security.rbac import AccessDenied, Privilege
+from cims.text_limits import TOO_LONG_KEY
 from ui.auth import page_guard
 from ui.format import frequency_name, hhmm, money, plain, route_name, when
 from ui.i18n import language, tr
@@ -54,8 +55,9 @@ def _offer_break_glass(patient_id: int) -> None:
     try:
         with session_scope() as db:
             open_break_glass(session=db, actor=actor, patient_id=patient_id, reason=reason)
-    except ValueError:
-        st.error(tr("summary.reason_too_short"))
+    except ValueError as refusal:
+        too_long = str(refusal) == TOO_LONG_KEY
+        st.error(tr(TOO_LONG_KEY if too_long else "summary.reason_too_short"))
         return
     st.rerun()
 

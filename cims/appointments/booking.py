@@ -25,6 +25,7 @@ from cims.patients.models import Patient
 from cims.security import audit
 from cims.security.models import User
 from cims.security.rbac import Actor, Privilege, requires
+from cims.text_limits import MAX_REASON, TOO_LONG_KEY, too_long
 
 LIVE: Final = ("booked", "checked_in", "seen")
 
@@ -213,6 +214,8 @@ def book_appointment(
     reason: str | None = None,
 ) -> Appointment:
     """Book a patient into a slot (front desk, phone); refused when full, past or doubled."""
+    if too_long(reason, MAX_REASON):
+        raise BookingRefused(TOO_LONG_KEY)
     appointment = _book(
         session, actor, patient_id=patient_id, slot_id=slot_id, channel=channel, reason=reason
     )
@@ -235,6 +238,8 @@ def book_my_appointment(
     """A patient books themself into a slot from the portal."""
     if actor.patient_id is None:
         raise BookingRefused("booking.patient_not_live")
+    if too_long(reason, MAX_REASON):
+        raise BookingRefused(TOO_LONG_KEY)
     appointment = _book(
         session,
         actor,
@@ -290,6 +295,8 @@ def cancel_appointment(
     """Cancel a booked appointment before it starts; its place returns to the slot."""
     if len(reason.strip()) < 2:
         raise BookingRefused("booking.reason_required")
+    if too_long(reason, MAX_REASON):
+        raise BookingRefused(TOO_LONG_KEY)
     now = utcnow()
     appointment = _cancellable(session, appointment_id, patient_id=None, now=now)
     _release(session, appointment, reason.strip(), now)
@@ -310,6 +317,8 @@ def cancel_my_appointment(
     *, session: Session, actor: Actor, appointment_id: int, reason: str
 ) -> Appointment:
     """A patient cancels their own booking, up to the cut-off before it starts."""
+    if too_long(reason, MAX_REASON):
+        raise BookingRefused(TOO_LONG_KEY)
     now = utcnow()
     appointment = _cancellable(session, appointment_id, patient_id=actor.patient_id or -1, now=now)
     _release(session, appointment, (reason or "").strip() or "portal", now)

@@ -28,6 +28,7 @@ from cims.records.models import BedAssignment, Encounter, Order, Prescription, P
 from cims.security import audit
 from cims.security.models import User
 from cims.security.rbac import Actor, Privilege, requires
+from cims.text_limits import MAX_REASON, TOO_LONG_KEY, too_long
 
 # Registration fee by the doctor's professional title; emergency visits have their own fee.
 TITLE_FEES: Final = {
@@ -379,6 +380,8 @@ def void_charge(*, session: Session, actor: Actor, charge_id: int, reason: str) 
     why = (reason or "").strip()
     if not why:
         raise BillingRefused("billing.reason_required")
+    if too_long(why, MAX_REASON):
+        raise BillingRefused(TOO_LONG_KEY, limit=MAX_REASON)
     charge = session.get(Charge, charge_id, with_for_update=True)
     if charge is None or charge.voided:
         raise BillingRefused("billing.charge_not_found")

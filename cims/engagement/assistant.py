@@ -16,9 +16,11 @@ from rapidfuzz import fuzz
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cims.engagement.errors import refuse_if
 from cims.engagement.models import FaqEntry
 from cims.security import audit
 from cims.security.rbac import AccessDenied, Actor, Privilege, requires
+from cims.text_limits import MAX_ASSISTANT_QUESTION, TOO_LONG_KEY, too_long
 
 MIN_SCORE: Final = 62
 _CJK: Final = re.compile(r"[\u4e00-\u9fff]")
@@ -226,6 +228,7 @@ def ask_assistant(
     """A patient's question to the portal assistant (the text itself is not kept)."""
     if actor.patient_id is None:
         raise AccessDenied(Privilege.PORTAL_SELF, actor)
+    refuse_if([TOO_LONG_KEY] if too_long(question, MAX_ASSISTANT_QUESTION) else [])
     answer = answer_question(session, question.strip()[:500], language)
     audit.record(
         session,

@@ -25,6 +25,8 @@ from cims.ops.backup_format import BackupError, backup_keys
 from cims.ops.backup_store import BackupEntry, backup_dir, last_verification, list_backups, prune
 from cims.security import audit
 from cims.security.rbac import Actor, Privilege, requires
+from cims.text_guard import InvalidText
+from cims.text_limits import MAX_FILE_NAME, TOO_LONG_KEY, too_long
 
 log = logging.getLogger("cims.backup")
 
@@ -136,6 +138,8 @@ def verify_backup_file(
     *, session: Session, actor: Actor, name: str, target_dir: Path | None = None
 ) -> VerifyReport:
     """Verify one backup of the folder (a full restore drill when the private key is here)."""
+    if too_long(name, MAX_FILE_NAME):
+        raise InvalidText([TOO_LONG_KEY])
     path = _folder(target_dir) / Path(name).name  # a bare file name: never leave the folder
     return _run_verify(session, actor, path, _session_url(session))
 

@@ -16,6 +16,7 @@ from cims.patients.resident_id import (
     validate_mobile,
     validate_resident_id,
 )
+from cims.text_limits import MAX_ADDRESS, TOO_LONG_KEY, too_long
 
 _PASSPORT_RE: Final = re.compile(r"[A-Z0-9]{5,20}")
 _NATIONALITY_RE: Final = re.compile(r"[A-Z]{2}")
@@ -102,6 +103,8 @@ class PatientInput(BaseModel):
             found.append("patient.contact_phone_format")
         if self.is_newborn and self.is_unidentified:
             found.append("patient.newborn_or_unidentified")
+        if too_long(self.address, MAX_ADDRESS):
+            found.append(TOO_LONG_KEY)
         return list(dict.fromkeys(found))
 
     def _vocabulary_problems(self) -> list[str]:

@@ -41,6 +41,7 @@ from cims.records.models import (
 from cims.security import audit
 from cims.security.care import clinical_access
 from cims.security.rbac import Actor, Privilege, requires
+from cims.text_limits import MAX_CLINICAL_REASON, TOO_LONG_KEY, too_long
 
 SEVERITIES: Final = ("mild", "moderate", "severe", "unknown")
 MIN_REASON: Final = 3
@@ -61,9 +62,10 @@ def refuse_if(problems: list[str]) -> None:
 
 
 def clean_reason(reason: str) -> str:
-    """A void/stop reason, stripped; too short is refused."""
+    """A void/stop reason, stripped; too short or too long is refused."""
     cleaned = " ".join(reason.split())
     refuse_if(["records.reason_required"] if len(cleaned) < MIN_REASON else [])
+    refuse_if([TOO_LONG_KEY] if too_long(cleaned, MAX_CLINICAL_REASON) else [])
     return cleaned
 
 

@@ -23,6 +23,7 @@ from cims.security.care import clinical_access
 from cims.security.crypto import FieldCipher, load_cipher
 from cims.security.models import User
 from cims.security.rbac import Actor, Privilege, requires
+from cims.text_limits import MAX_REASON, TOO_LONG_KEY, too_long
 
 SOAP_SECTIONS: Final = ("subjective", "objective", "assessment", "plan")
 NOTE_TYPES: Final = (
@@ -296,6 +297,8 @@ def void_draft(*, session: Session, actor: Actor, note_id: int, reason: str) -> 
     """Withdraw the actor's own unsigned draft, with a reason (kept, never deleted)."""
     if not reason.strip():
         raise InvalidNote(["notes.reason_required"])
+    if too_long(reason, MAX_REASON):
+        raise InvalidNote([TOO_LONG_KEY])
     note = _own_draft(session, actor, note_id)
     note.voided = True
     note.voided_at = utcnow()

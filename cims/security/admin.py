@@ -13,6 +13,7 @@ from cims.security import audit
 from cims.security.models import RecoveryCode, Role, User, UserRole
 from cims.security.rbac import Actor, Privilege, requires
 from cims.security.signin import revoke_user_sessions
+from cims.text_limits import MAX_REASON, TOO_LONG_KEY, too_long
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ def set_account_active(
         raise ValueError("admin.cannot_disable_self")
     if not active and not reason.strip():
         raise ValueError("admin.reason_required")
+    if not active and too_long(reason, MAX_REASON):
+        raise ValueError(TOO_LONG_KEY)
     user.is_active = active
     user.disabled_at = None if active else utcnow()
     user.disabled_reason = None if active else reason.strip()

@@ -22,6 +22,7 @@ from cims.records.models import BedAssignment, Encounter
 from cims.security import audit
 from cims.security.models import BreakGlassGrant, User
 from cims.security.rbac import AccessDenied, Actor, Privilege, requires
+from cims.text_limits import MAX_REASON, TOO_LONG_KEY, too_long
 
 Basis = Literal["care", "break_glass", "self"]
 
@@ -104,6 +105,8 @@ def open_break_glass(
     """Emergency access outside the care relationship: reasoned, time-limited, reviewed."""
     if len(reason.strip()) < 10:
         raise ValueError("break_glass.reason_too_short")
+    if too_long(reason, MAX_REASON):
+        raise ValueError(TOO_LONG_KEY)
     now = utcnow()
     grant = BreakGlassGrant(
         user_id=actor.user_id,

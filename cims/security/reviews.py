@@ -22,6 +22,8 @@ from cims.security.models import (
 )
 from cims.security.rbac import Actor, Privilege, requires
 from cims.security.signin import revoke_user_sessions
+from cims.text_guard import InvalidText
+from cims.text_limits import MAX_NOTE, TOO_LONG_KEY, too_long
 
 DORMANT_DAYS = 90
 # Holding one of these with a clinical or finance role is more than one person needs.
@@ -43,6 +45,8 @@ def _roles_by_user(session: Session) -> dict[int, list[str]]:
 @requires(Privilege.MANAGE_USERS)
 def start_access_review(*, session: Session, actor: Actor, note: str = "") -> AccessReview:
     """Snapshot every active account (roles, last sign-in, MFA) for certification."""
+    if too_long(note, MAX_NOTE):
+        raise InvalidText([TOO_LONG_KEY])
     review = AccessReview(started_by_id=actor.user_id, note=note.strip() or None)
     session.add(review)
     session.flush()
