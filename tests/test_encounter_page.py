@@ -85,16 +85,18 @@ def test_doctor_starts_an_encounter_and_codes_a_diagnosis_found_by_search(
     assert not at.exception, at.exception
     assert "Diagnosis added." in [s.value for s in at.success]
     assert "I10" in list(at.dataframe[0].value["Code"])
-    # A second primary is refused with one translated message.
+    # The next diagnosis is offered as secondary; a second primary is refused with one
+    # translated message.
     at.text_input(key="dx_query").input("zqgxc").run()  # pinyin initials of 支气管哮喘
     assert at.selectbox(key="dx_code").value == "J45.9"
-    at.radio(key="dx_rank").set_value("primary").run()
+    assert at.radio(key="dx_rank_1").value == "secondary"
+    at.radio(key="dx_rank_1").set_value("primary").run()
     at = at.button(key="dx_add").click().run()
     assert [e.value for e in at.error] == [
         "This encounter already has a primary diagnosis; add this one as secondary or void "
         "the primary first."
     ]
-    at.radio(key="dx_rank").set_value("secondary").run()
+    at.radio(key="dx_rank_1").set_value("secondary").run()
     at = at.button(key="dx_add").click().run()
     assert list(at.dataframe[0].value["Code"]) == ["I10", "J45.9"]
     # Closing with a disposition ends the encounter; the start form is offered again.

@@ -62,9 +62,11 @@ def _coding_form(actor: Actor, encounter_id: int, *, has_primary: bool) -> None:
         key="dx_code",
     )  # fmt: skip
     rank_labels = labels("encounter.rank_", RANKS)
+    # A new key once a primary exists: a keyed radio keeps its last value, so after the
+    # primary was added it would still offer "primary" for the next one.
     rank = st.radio(
         tr("encounter.rank"), RANKS, index=1 if has_primary else 0,
-        format_func=rank_labels.__getitem__, horizontal=True, key="dx_rank",
+        format_func=rank_labels.__getitem__, horizontal=True, key=f"dx_rank_{int(has_primary)}",
     )  # fmt: skip
     if st.button(tr("encounter.add_diagnosis"), type="primary", key="dx_add"):
 
