@@ -136,3 +136,31 @@ def test_two_scheduler_processes_run_each_job_once(
         ).all()
     assert runs and all(count == 1 for _, _, count in runs)
     assert {job.name for job in scheduler.JOBS} <= {job for job, _, _ in runs}
+
+
+def test_old_successful_runs_of_frequent_jobs_are_pruned_daily(jobs_engine: Engine) -> None:
+    now = utcnow()
+    old, recent = now - dt.timedelta(days=20), now - dt.timedelta(days=2)
+    rows = [
+        ("import_hl7_drop", old, "succeeded"),  # every minute: pruned when old
+        ("import_hl7_drop", old + dt.timedelta(minutes=1), "failed"),  # kept: a failure
+        ("import_hl7_drop", recent, "succeeded"),  # kept: recent
+        ("backup", old, "succeeded"),  # kept: a daily job's history
+    ]
+    with Session(jobs_engine) as session, session.begin():
+        session.add_all(
+            JobRun(job=job, scheduled_for=at, status=status, finished_at=at)
+            for job, at, status in rows
+        )
+    jobs = tuple(job for job in scheduler.JOBS if job.name == "prune_job_runs")
+    assert scheduler.run_due_jobs(jobs_engine, now=now, jobs=jobs) == ["prune_job_runs"]
+    assert scheduler.last_runs(jobs_engine)["prune_job_runs"].detail == {"deleted": 1}
+    with Session(jobs_engine) as session:
+        left = session.execute(
+            select(JobRun.job, JobRun.status).where(JobRun.job != "prune_job_runs")
+        ).all()
+    assert sorted(left) == [
+        ("backup", "succeeded"),
+        ("import_hl7_drop", "failed"),
+        ("import_hl7_drop", "succeeded"),
+    ]
