@@ -27,6 +27,8 @@ from analytics.tables import BUILDS, FETCH_ORDER, LOOKUPS, MAPS, SOURCES, SPLIT
 Progress = Callable[[float, str], None]
 # Tables rebuilt whole on every refresh (small, or derived from every row).
 WHOLE: tuple[str, ...] = tuple(t for t in FETCH_ORDER if not SOURCES[t].incremental)
+# Of those, the ones rebuilt after the facts (departments and patients come first).
+LAST_WHOLE: tuple[str, ...] = tuple(t for t in WHOLE if t not in ("departments", "patients"))
 # Tables with a row_no and a map in the state (visits are keyed by visit_key instead).
 ROWS: tuple[str, ...] = tuple(t for t in FETCH_ORDER if SOURCES[t].incremental and t != "visits")
 
@@ -187,11 +189,8 @@ def copy_changes(
         _stage(con, name, future.result())
     _maps(con, keys, pads)
     report(0.0, "departments")
-    con.register("raw", whole["departments"].result())
-    run(con, "CREATE OR REPLACE TABLE stage.departments AS SELECT * FROM raw")
-    run(con, "CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM raw")
+    _stage(con, "departments", whole["departments"].result())  # visits need the codes
     run(con, f"CREATE OR REPLACE TABLE departments AS {BUILDS['departments']}")
-    con.unregister("raw")
 
     report(1 / steps, "patients")
     con.register("raw", whole["patients"].result())
@@ -244,10 +243,8 @@ def copy_changes(
         _number(con, table, "keep")
         _build(con, table, create=False)
         con.unregister("raw")
-    for table in WHOLE:
-        if table in ("departments", "patients"):
-            continue
-        report((len(ROWS) + 3) / steps, table)
+    for index, table in enumerate(LAST_WHOLE, start=len(ROWS) + 3):
+        report(index / steps, table)
         con.register("raw", whole[table].result())
         run(con, "CREATE OR REPLACE TEMP TABLE src AS SELECT * FROM raw")
         run(con, f"CREATE OR REPLACE TABLE {table} AS {BUILDS[table]}")

@@ -185,13 +185,10 @@ class _Fetcher:
         arrow = self._run(
             "SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text "
             "|| ':' || string_agg(t || '=' || coalesce(pg_relation_filenode(t::regclass), 0), "
-            f"',' ORDER BY t) AS tables FROM unnest(string_to_array('{names}', ',')) t"
+            "',' ORDER BY t) AS tables, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax "
+            f"FROM unnest(string_to_array('{names}', ',')) t"
         )
-        xmax = self._run("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax")
-        return {
-            "tables": str(arrow.column("tables")[0].as_py()),
-            "xmax": str(xmax.column("xmax")[0].as_py()),
-        }
+        return {key: str(arrow.column(key)[0].as_py()) for key in ("tables", "xmax")}
 
     def pg_snapshot(self) -> str:
         """PostgreSQL's current snapshot (``pg_current_snapshot()``) as text."""
