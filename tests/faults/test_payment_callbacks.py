@@ -32,7 +32,13 @@ from sqlalchemy.orm import Session
 import factories
 from cims.base import utcnow
 from cims.billing.models import Invoice, Payment, PaymentEvent
-from cims.billing.online import CallbackResult, handle_callback, reconcile, start_online_payment
+from cims.billing.online import (
+    CallbackResult,
+    OnlineCheckout,
+    handle_callback,
+    reconcile,
+    start_online_payment,
+)
 from cims.billing.sandbox import SandboxProvider, sign
 from cims.security.models import AuditEvent
 from cims.security.rbac import Actor
@@ -64,6 +70,20 @@ class Mailbox:
         self.sent.append((body, signature))
 
 
+def _checkout(
+    session: Session, tmp_path: Path, amount: str = "120.00", method: str = "wechat"
+) -> tuple[Actor, int, Mailbox, SandboxProvider, OnlineCheckout]:
+    """A portal patient's open invoice and an online checkout started for it: (patient
+    actor, invoice id, the provider's mailbox of callbacks, the provider, the checkout)."""
+    actor, invoice_id = _portal_invoice(session, amount)
+    mailbox = Mailbox()
+    provider = SandboxProvider(tmp_path / "ledger.sqlite3", mailbox)
+    checkout = start_online_payment(
+        session=session, actor=actor, invoice_id=invoice_id, method=method, provider=provider
+    )
+    return actor, invoice_id, mailbox, provider, checkout
+
+
 def _deliver(session: Session, body: bytes, signature: str) -> CallbackResult:
     return handle_callback(session, provider_name="sandbox", body=body, signature=signature)
 
@@ -71,12 +91,7 @@ def _deliver(session: Session, body: bytes, signature: str) -> CallbackResult:
 def test_a_success_callback_after_the_payment_expired_moves_no_money_and_is_flagged(
     session: Session, tmp_path: Path
 ) -> None:
-    actor, invoice_id = _portal_invoice(session)
-    mailbox = Mailbox()
-    provider = SandboxProvider(tmp_path / "ledger.sqlite3", mailbox)
-    checkout = start_online_payment(
-        session=session, actor=actor, invoice_id=invoice_id, method="wechat", provider=provider
-    )
+    actor, invoice_id, mailbox, provider, checkout = _checkout(session, tmp_path)
     # Nothing heard for 30 minutes: the provider says expired, reconciliation fails it.
     expired = reconcile(session, provider, now=utcnow() + dt.timedelta(minutes=30))
     assert expired.failed_from_query == 1
@@ -103,12 +118,7 @@ def test_a_success_callback_after_the_payment_expired_moves_no_money_and_is_flag
 
 
 def test_a_late_decline_after_a_success_changes_nothing(session: Session, tmp_path: Path) -> None:
-    actor, invoice_id = _portal_invoice(session, "80.00")
-    mailbox = Mailbox()
-    provider = SandboxProvider(tmp_path / "ledger.sqlite3", mailbox)
-    checkout = start_online_payment(
-        session=session, actor=actor, invoice_id=invoice_id, method="alipay", provider=provider
-    )
+    _, invoice_id, mailbox, provider, checkout = _checkout(session, tmp_path, "80.00", "alipay")
     provider.pay(checkout.provider_reference, "success")
     [(body, signature)] = mailbox.sent
     assert _deliver(session, body, signature).payment_status == "succeeded"
@@ -125,12 +135,7 @@ def test_the_same_callback_at_the_same_moment_in_two_processes_settles_once(
     """Each delivery in its own thread, connection and transaction, as two app servers would."""
     _, engine = faults_database
     with Session(engine) as session, session.begin():
-        actor, invoice_id = _portal_invoice(session, "66.00")
-        mailbox = Mailbox()
-        provider = SandboxProvider(tmp_path / "ledger.sqlite3", mailbox)
-        checkout = start_online_payment(
-            session=session, actor=actor, invoice_id=invoice_id, method="wechat", provider=provider
-        )
+        _, invoice_id, mailbox, provider, checkout = _checkout(session, tmp_path, "66.00")
     provider.pay(checkout.provider_reference, "success", duplicate=True)
     (body, signature), repeated = mailbox.sent
     assert repeated == (body, signature)
@@ -182,12 +187,7 @@ def test_a_refund_approved_while_a_late_callback_for_the_same_payment_waits_does
 
     _, engine = faults_database
     with Session(engine) as session, session.begin():
-        actor, invoice_id = _portal_invoice(session, "48.00")
-        mailbox = Mailbox()
-        provider = SandboxProvider(tmp_path / "ledger.sqlite3", mailbox)
-        checkout = start_online_payment(
-            session=session, actor=actor, invoice_id=invoice_id, method="wechat", provider=provider
-        )
+        _, invoice_id, mailbox, provider, checkout = _checkout(session, tmp_path, "48.00")
     provider.pay(checkout.provider_reference, "success")
     [(body, signature)] = mailbox.sent
     with Session(engine) as session, session.begin():
