@@ -106,6 +106,18 @@ class Voidable(Tracked):
         return fk("users.id")
 
 
+class Imported:
+    """Where a bulk-imported row came from (both NULL for rows made in CIMS).
+
+    The importer finds rows it brought in before by these, scoped to one patient (every
+    imported table is indexed by patient), so a repeated import adds nothing without a
+    link row per imported row.
+    """
+
+    source_system: Mapped[str | None]  # e.g. synthea
+    source_id: Mapped[str | None]  # the row's key in that system
+
+
 def void_check() -> CheckConstraint:
     """A voided row must say when and why (add to every Voidable table's args)."""
     return CheckConstraint(

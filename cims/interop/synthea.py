@@ -179,6 +179,7 @@ def import_synthea(
     cursor = _raw_cursor(session)
     ctx = Context(cursor=cursor, run_id=run.id, actor_id=actor.user_id)
     ctx.set_based_keys = can_check_keys_set_based(ctx, TARGETS)
+    ctx.input_checks = cursor.connection.info.server_version >= 160000
     unknown = _unknown_files(folder)
     unknown_columns: dict[str, list[str]] = {}
     staged: list[str] = []

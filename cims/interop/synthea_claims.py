@@ -22,6 +22,7 @@ from cims.interop.synthea_steps import (
     link,
     next_id,
     reject,
+    reject_duplicate_keys,
     require,
     require_number,
     require_time,
@@ -44,6 +45,8 @@ def load_claims(ctx: Context) -> None:
         ctx, table, "appointmentid IS NOT NULL AND encounter_id IS NULL", "APPOINTMENTID not found"
     )
     require_time(ctx, table, "servicedate")
+    # Claims are referred to by their transactions: a key must stand for one claim.
+    reject_duplicate_keys(ctx, table)
     assign_ids(ctx, table, "claims", "invoices", "new_id")
     insert(
         ctx,

@@ -12,8 +12,13 @@ from __future__ import annotations
 from typing import Final
 
 from cims.interop.synthea_steps import (
+    KEY_COLUMNS,
+    KEY_VALUES,
+    NEW_ROWS,
+    SYSTEM,
     Context,
     assign_ids,
+    check_keyed,
     day,
     insert,
     link,
@@ -85,31 +90,28 @@ def load_conditions(ctx: Context) -> None:
     require(ctx, table, "code")
     require_time(ctx, table, "start")
     require_time(ctx, table, "stop", optional=True)
-    assign_ids(ctx, table, "conditions", "diagnoses", "new_id", more={"problem_id": "problems"})
-    add_problem = "problem_id"
+    check_keyed(ctx, table, "diagnoses")
     insert(
         ctx,
         "diagnoses",
-        "id, patient_id, encounter_id, code_system, code, description, rank, diagnosed_at,"
-        " created_by_id",
-        f"SELECT new_id, patient_id, encounter_id, {CODE_SYSTEM}, code,"
-        f" coalesce(description, code), 'secondary', {ts('start')}, %(actor)s FROM {table}"
-        " WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id},
+        "patient_id, encounter_id, code_system, code, description, rank, diagnosed_at,"
+        f" created_by_id, {KEY_COLUMNS}",
+        f"SELECT patient_id, encounter_id, {CODE_SYSTEM}, code,"
+        f" coalesce(description, code), 'secondary', {ts('start')}, %(actor)s, {KEY_VALUES}"
+        f" FROM {table} WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "conditions", "diagnoses", "new_id")
     insert(
         ctx,
         "problems",
-        "id, patient_id, code_system, code, description, onset_date, resolved_date, status,"
-        " created_by_id",
-        f"SELECT {add_problem}, patient_id, {CODE_SYSTEM}, code, coalesce(description, code),"
+        "patient_id, code_system, code, description, onset_date, resolved_date, status,"
+        f" created_by_id, {KEY_COLUMNS}",
+        f"SELECT patient_id, {CODE_SYSTEM}, code, coalesce(description, code),"
         f" {day('start')}, {day('stop')},"
-        " CASE WHEN stop IS NULL THEN 'active' ELSE 'resolved' END, %(actor)s"
-        f" FROM {table} WHERE {add_problem} IS NOT NULL",
-        {"actor": ctx.actor_id},
+        f" CASE WHEN stop IS NULL THEN 'active' ELSE 'resolved' END, %(actor)s, {KEY_VALUES}"
+        f" FROM {table} WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "conditions#problem", "problems", add_problem)
 
 
 def load_medications(ctx: Context) -> None:
@@ -120,21 +122,21 @@ def load_medications(ctx: Context) -> None:
     require_time(ctx, table, "start")
     require_time(ctx, table, "stop", optional=True)
     require_number(ctx, table, "dispenses")
-    assign_ids(ctx, table, "medications", "prescriptions", "new_id")
+    check_keyed(ctx, table, "prescriptions")
     insert(
         ctx,
         "prescriptions",
-        "id, patient_id, encounter_id, drug_code, drug_name, dose, dose_unit, route, frequency,"
-        " duration_days, quantity, prescribed_at, status, created_by_id",
-        f"SELECT new_id, patient_id, encounter_id, code, coalesce(description, code), 1, 'dose',"
+        "patient_id, encounter_id, drug_code, drug_name, dose, dose_unit, route, frequency,"
+        " duration_days, quantity, prescribed_at, status, created_by_id,"
+        f" {KEY_COLUMNS}",
+        f"SELECT patient_id, encounter_id, code, coalesce(description, code), 1, 'dose',"
         " 'unspecified', 'unspecified',"
         f" greatest(coalesce({day('stop')} - {day('start')}, 0), 0),"
         " least(coalesce(dispenses::numeric, 1), 99999999), "
-        f"{ts('start')}, CASE WHEN stop IS NULL THEN 'active' ELSE 'completed' END, %(actor)s"
-        f" FROM {table} WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id},
+        f"{ts('start')}, CASE WHEN stop IS NULL THEN 'active' ELSE 'completed' END, %(actor)s,"
+        f" {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "medications", "prescriptions", "new_id")
 
 
 def load_procedures(ctx: Context) -> None:
@@ -144,17 +146,17 @@ def load_procedures(ctx: Context) -> None:
     require(ctx, table, "code")
     ctx.execute(f"UPDATE {table} SET start = date WHERE start IS NULL")
     require_time(ctx, table, "start")
-    assign_ids(ctx, table, "procedures", "procedures", "new_id")
+    check_keyed(ctx, table, "procedures")
     insert(
         ctx,
         "procedures",
-        "id, patient_id, encounter_id, code_system, code, description, performed_at, created_by_id",
-        f"SELECT new_id, patient_id, encounter_id, {CODE_SYSTEM}, code,"
-        f" coalesce(description, code), {ts('start')}, %(actor)s FROM {table}"
-        " WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id},
+        "patient_id, encounter_id, code_system, code, description, performed_at, created_by_id,"
+        f" {KEY_COLUMNS}",
+        f"SELECT patient_id, encounter_id, {CODE_SYSTEM}, code,"
+        f" coalesce(description, code), {ts('start')}, %(actor)s, {KEY_VALUES} FROM {table}"
+        f" WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "procedures", "procedures", "new_id")
 
 
 def load_immunizations(ctx: Context) -> None:
@@ -163,16 +165,16 @@ def load_immunizations(ctx: Context) -> None:
     _patient_and_encounter(ctx, table)
     require(ctx, table, "code")
     require_time(ctx, table, "date")
-    assign_ids(ctx, table, "immunizations", "procedures", "new_id")
+    check_keyed(ctx, table, "procedures")
     insert(
         ctx,
         "procedures",
-        "id, patient_id, encounter_id, code_system, code, description, performed_at, created_by_id",
-        "SELECT new_id, patient_id, encounter_id, 'CVX', code, coalesce(description, code),"
-        f" {ts('date')}, %(actor)s FROM {table} WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id},
+        "patient_id, encounter_id, code_system, code, description, performed_at, created_by_id,"
+        f" {KEY_COLUMNS}",
+        "SELECT patient_id, encounter_id, 'CVX', code, coalesce(description, code),"
+        f" {ts('date')}, %(actor)s, {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "immunizations", "procedures", "new_id")
 
 
 def load_allergies(ctx: Context) -> None:
@@ -181,20 +183,19 @@ def load_allergies(ctx: Context) -> None:
     _patient_and_encounter(ctx, table)
     require(ctx, table, "code")
     require_time(ctx, table, "start")
-    assign_ids(ctx, table, "allergies", "allergies", "new_id")
+    check_keyed(ctx, table, "allergies")
     insert(
         ctx,
         "allergies",
-        "id, patient_id, substance, substance_code, reaction, severity, status, noted_at,"
-        " created_by_id",
-        "SELECT new_id, patient_id, coalesce(description, code), code, description1,"
+        "patient_id, substance, substance_code, reaction, severity, status, noted_at,"
+        f" created_by_id, {KEY_COLUMNS}",
+        "SELECT patient_id, coalesce(description, code), code, description1,"
         " CASE lower(severity1) WHEN 'mild' THEN 'mild' WHEN 'moderate' THEN 'moderate'"
         " WHEN 'severe' THEN 'severe' ELSE 'unknown' END,"
-        f" CASE WHEN stop IS NULL THEN 'active' ELSE 'inactive' END, {ts('start')}, %(actor)s"
-        f" FROM {table} WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id},
+        f" CASE WHEN stop IS NULL THEN 'active' ELSE 'inactive' END, {ts('start')}, %(actor)s,"
+        f" {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "allergies", "allergies", "new_id")
 
 
 def load_careplans(ctx: Context) -> None:
@@ -204,18 +205,18 @@ def load_careplans(ctx: Context) -> None:
     require_time(ctx, table, "start")
     require_time(ctx, table, "stop", optional=True)
     reject_duplicate_keys(ctx, table)
-    assign_ids(ctx, table, "careplans", "treatment_plans", "new_id")
+    check_keyed(ctx, table, "treatment_plans")
     insert(
         ctx,
         "treatment_plans",
-        "id, patient_id, encounter_id, title, goals, start_date, end_date, status, created_by_id",
-        "SELECT new_id, patient_id, encounter_id, coalesce(description, code, 'care plan'),"
+        "patient_id, encounter_id, title, goals, start_date, end_date, status, created_by_id,"
+        f" {KEY_COLUMNS}",
+        "SELECT patient_id, encounter_id, coalesce(description, code, 'care plan'),"
         f" reasondescription, {day('start')}, {day('stop')},"
-        " CASE WHEN stop IS NULL THEN 'active' ELSE 'completed' END, %(actor)s"
-        f" FROM {table} WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id},
+        f" CASE WHEN stop IS NULL THEN 'active' ELSE 'completed' END, %(actor)s, {KEY_VALUES}"
+        f" FROM {table} WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "careplans", "treatment_plans", "new_id")
 
 
 def load_observations(ctx: Context) -> None:
@@ -230,19 +231,19 @@ def load_observations(ctx: Context) -> None:
         "lower(type) = 'numeric' AND value !~ '^-?\\d+(\\.\\d+)?$'",
         "bad VALUE for TYPE numeric",
     )
-    assign_ids(ctx, table, "observations", "observations", "new_id")
+    check_keyed(ctx, table, "observations")
     numeric = "CASE WHEN lower(type) = 'numeric' THEN abs(value::numeric) < 1e10 ELSE false END"
     insert(
         ctx,
         "observations",
-        "id, patient_id, encounter_id, category, code_system, code, name, value_num,"
-        " value_text, unit, observed_at, created_by_id",
-        "SELECT new_id, patient_id, encounter_id,"
+        "patient_id, encounter_id, category, code_system, code, name, value_num,"
+        " value_text, unit, observed_at, created_by_id,"
+        f" {KEY_COLUMNS}",
+        "SELECT patient_id, encounter_id,"
         " CASE category WHEN 'vital-signs' THEN 'vital' WHEN 'laboratory' THEN 'lab'"
         " WHEN 'survey' THEN 'survey' ELSE 'other' END, 'LOINC', code,"
         f" coalesce(description, code), CASE WHEN {numeric} THEN value::numeric END,"
         f" CASE WHEN {numeric} OR code = ANY(%(sensitive)s) THEN NULL ELSE value END, units,"
-        f" {ts('date')}, %(actor)s FROM {table} WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id, "sensitive": list(SENSITIVE_LOINC)},
+        f" {ts('date')}, %(actor)s, {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
+        {"actor": ctx.actor_id, "system": SYSTEM, "sensitive": list(SENSITIVE_LOINC)},
     )
-    link(ctx, table, "observations", "observations", "new_id")

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Index, LargeBinary, Numeric, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cims.base import Base, Voidable, fk, one_of, pk, void_check
+from cims.base import Base, Imported, Voidable, fk, one_of, pk, void_check
 
 ENCOUNTER_TYPES = ("outpatient", "inpatient", "emergency")
 DISPOSITIONS = ("home", "admitted", "transferred", "referred", "deceased", "left_against_advice")
@@ -77,7 +77,7 @@ class BedAssignment(Voidable, Base):
     reason: Mapped[str] = mapped_column(default="admit")
 
 
-class Diagnosis(Voidable, Base):
+class Diagnosis(Imported, Voidable, Base):
     """A coded diagnosis of an encounter (ICD-10 by default; other systems kept as given)."""
 
     __tablename__ = "diagnoses"
@@ -99,7 +99,7 @@ class Diagnosis(Voidable, Base):
     diagnosed_by_id: Mapped[int | None] = fk("users.id")
 
 
-class Allergy(Voidable, Base):
+class Allergy(Imported, Voidable, Base):
     """A recorded allergy or intolerance."""
 
     __tablename__ = "allergies"
@@ -120,7 +120,7 @@ class Allergy(Voidable, Base):
     noted_at: Mapped[dt.datetime]
 
 
-class Problem(Voidable, Base):
+class Problem(Imported, Voidable, Base):
     """Problem-list entry: a chronic or active condition followed over time."""
 
     __tablename__ = "problems"
@@ -140,7 +140,7 @@ class Problem(Voidable, Base):
     status: Mapped[str] = mapped_column(default="active")
 
 
-class Observation(Voidable, Base):
+class Observation(Imported, Voidable, Base):
     """A vital sign or lab result with unit, reference range and abnormal flag."""
 
     __tablename__ = "observations"
@@ -251,7 +251,7 @@ class Order(Voidable, Base):
     cancel_reason: Mapped[str | None]
 
 
-class Procedure(Voidable, Base):
+class Procedure(Imported, Voidable, Base):
     """A performed procedure, optionally fulfilling an order."""
 
     __tablename__ = "procedures"
@@ -268,7 +268,7 @@ class Procedure(Voidable, Base):
     performer_id: Mapped[int | None] = fk("users.id")
 
 
-class Prescription(Voidable, Base):
+class Prescription(Imported, Voidable, Base):
     """A prescription: drug, dose, route, frequency and duration."""
 
     __tablename__ = "prescriptions"
@@ -299,7 +299,7 @@ class Prescription(Voidable, Base):
     stop_reason: Mapped[str | None]
 
 
-class TreatmentPlan(Voidable, Base):
+class TreatmentPlan(Imported, Voidable, Base):
     """A treatment plan with goals; follow-ups hang off it."""
 
     __tablename__ = "treatment_plans"
