@@ -17,11 +17,11 @@ from cims.interop.synthea_steps import (
     NEW_ROWS,
     SYSTEM,
     Context,
-    assign_ids,
     check_keyed,
     day,
     insert,
-    link,
+    keep_map,
+    next_id,
     reject,
     reject_duplicate_keys,
     require,
@@ -68,7 +68,7 @@ def load_encounters(ctx: Context) -> None:
     reject(ctx, table, "department_id IS NULL", "ORGANIZATION not found")
     resolve(ctx, table, "provider", "providers", "attending_id")
     reject_duplicate_keys(ctx, table)
-    assign_ids(ctx, table, "encounters", "encounters", "new_id")
+    check_keyed(ctx, table, "encounters", ids={"new_id": next_id(ctx, "encounters")})
     insert(
         ctx,
         "encounters",
@@ -76,11 +76,11 @@ def load_encounters(ctx: Context) -> None:
         " chief_complaint, status, source_system, source_id, created_by_id",
         f"SELECT new_id, patient_id, {ENCOUNTER_TYPE}, department_id, attending_id,"
         f" {ts('start')}, {ts('stop')}, coalesce(reasondescription, description),"
-        " CASE WHEN stop IS NULL THEN 'open' ELSE 'closed' END, 'synthea', src, %(actor)s"
+        f" CASE WHEN stop IS NULL THEN 'open' ELSE 'closed' END, {KEY_VALUES}, %(actor)s"
         f" FROM {table} WHERE new_id IS NOT NULL",
-        {"actor": ctx.actor_id},
+        {"actor": ctx.actor_id, "system": SYSTEM},
     )
-    link(ctx, table, "encounters", "encounters", "new_id")
+    keep_map(ctx, "encounters", table, "new_id")
 
 
 def load_conditions(ctx: Context) -> None:

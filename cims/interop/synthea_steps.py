@@ -146,29 +146,42 @@ def next_id(ctx: Context, target: str) -> str:
     return f"nextval('{ctx.cursor.fetchone()[0]}'::regclass)"
 
 
-def _resolved(ctx: Context, n: int, ref: str, source: str, into: str) -> tuple[str, str]:
-    """(join, columns) filling ``into`` (and ``<into>_new``) for the n-th reference.
+# Files whose rows keep their key on the CIMS row (``check_keyed``) although later files
+# refer to them: a reference outside this run's export is looked up there, by patient.
+KEYED_SOURCES: Final = {"encounters": "encounters"}
+
+
+def _resolved(
+    ctx: Context, n: int, ref: str, source: str, into: str, patient: str | None
+) -> tuple[str, str]:
+    """(join, expression) filling ``into`` for the n-th reference; also ``<into>_new``.
 
     A file staged earlier in this run (``ctx.maps``) answers from its staging table, by
-    hashing: the row's new id, or the id an earlier import gave it. A key it does not
-    have (a row of another export) is looked up in ``import_links``, one probe each.
+    hashing: the row's new id, or the id an earlier import gave it. A key it does not have
+    (a row of another export) is looked up one probe each: in ``import_links``, or for
+    ``KEYED_SOURCES`` on the CIMS rows of the already resolved ``patient``.
     """
-    looked_up = (
-        f"(SELECT x.target_id FROM import_links x WHERE x.source_system = %(system)s"
-        f" AND x.source_table = %(ref{n})s AND x.source_id = s.{ref})"
-    )
+    if source in KEYED_SOURCES:
+        if patient is None:
+            raise ValueError(f"{source} references are resolved after the patient")
+        looked_up = (
+            f"(SELECT x.id FROM {KEYED_SOURCES[source]} x WHERE x.patient_id = {patient}"
+            f" AND x.source_system = %(system)s AND x.source_id = s.{ref} LIMIT 1)"
+        )
+    else:
+        looked_up = (
+            f"(SELECT x.target_id FROM import_links x WHERE x.source_system = %(system)s"
+            f" AND x.source_table = %(ref{n})s AND x.source_id = s.{ref})"
+        )
     if source not in ctx.maps:
-        return "", f", {looked_up} AS {into}, false AS {into}_new"
+        return "", looked_up
     staged, id_column = ctx.maps[source]
     join = (
         f" LEFT JOIN (SELECT src AS key, coalesce({id_column}, linked_id) AS id,"
         f" {id_column} IS NOT NULL AS new FROM {staged} WHERE reject IS NULL) m{n}"
         f" ON m{n}.key = s.{ref}"
     )
-    return (
-        join,
-        f", coalesce(m{n}.id, {looked_up}) AS {into}, coalesce(m{n}.new, false) AS {into}_new",
-    )
+    return join, f"coalesce(m{n}.id, {looked_up})"
 
 
 def apply_checks(
@@ -190,11 +203,14 @@ def apply_checks(
     rules = [check for check in plan if check[0] == "rule"]
     params: dict[str, Any] = {"system": SYSTEM, "source": source_table}
     joins, resolved = [], []
+    expressions: dict[str, str] = {}
     for n, (_kind, ref, source, into) in enumerate(refs):
         params[f"ref{n}"] = source
-        join, columns = _resolved(ctx, n, ref, source, into)
+        join, expression = _resolved(ctx, n, ref, source, into, expressions.get("patient_id"))
+        expressions[into] = expression
         joins.append(join)
-        resolved.append(columns)
+        new = f"coalesce(m{n}.new, false)" if join else "false"
+        resolved.append(f", {expression} AS {into}, {new} AS {into}_new")
     if any(rule[1] == DUPLICATE for rule in rules):
         # Keys seen twice are rare: find them by hashing, not by sorting the whole file.
         joins.append(
@@ -234,25 +250,36 @@ def apply_checks(
     ctx.execute(f"ALTER TABLE {table}_checked RENAME TO {table}")
 
 
-def check_keyed(ctx: Context, table: str, target: str) -> None:
+def check_keyed(
+    ctx: Context, table: str, target: str, *, ids: dict[str, str] | None = None
+) -> None:
     """Run the planned checks; skip rows ``target`` already holds under their source key.
 
-    For rows nothing else refers to, the key is kept on the row itself (``source_system``,
-    ``source_id``) instead of a link row each. Only rows of patients an earlier import
-    brought in can have been imported before: a patient new in this run has no rows yet,
-    so a first import looks nothing up, and a repeated one reads those patients' rows once.
+    Such rows keep their key on themselves (``source_system``, ``source_id``) instead of a
+    link row each. Only rows of patients an earlier import brought in can have been
+    imported before: a patient new in this run has no rows yet, so a first import looks
+    nothing up, and a repeated one reads those patients' rows once. A skipped row's CIMS
+    id goes to ``linked_id``; ``ids`` are drawn as in ``apply_checks`` (and cleared again
+    for rows found to be there already).
     """
-    apply_checks(ctx, table)
+    apply_checks(ctx, table, ids=ids)
     ctx.cursor.execute(
         f"SELECT EXISTS (SELECT 1 FROM {table} WHERE reject IS NULL AND NOT patient_id_new)"
     )
     if ctx.cursor.fetchone()[0]:
+        cleared = "".join(f", {column} = NULL" for column in ids or {})
         ctx.execute(
-            f"UPDATE {table} s SET skip = true FROM {target} t WHERE s.reject IS NULL"
-            " AND NOT s.patient_id_new AND t.patient_id = s.patient_id"
-            " AND t.source_system = %(system)s AND t.source_id = s.src",
+            f"UPDATE {table} s SET skip = true, linked = true, linked_id = t.id{cleared}"
+            f" FROM {target} t WHERE s.reject IS NULL AND NOT s.patient_id_new"
+            " AND t.patient_id = s.patient_id AND t.source_system = %(system)s"
+            " AND t.source_id = s.src",
             {"system": SYSTEM},
         )
+
+
+def keep_map(ctx: Context, source_table: str, table: str, id_column: str) -> None:
+    """Later files of this run resolve references to ``source_table`` from ``table``."""
+    ctx.maps[source_table] = (table, id_column)
 
 
 def assign_ids(
@@ -278,7 +305,7 @@ def link(ctx: Context, table: str, source_table: str, target: str, id_column: st
 
     Later files of the same run resolve references to ``source_table`` from ``table``.
     """
-    ctx.maps[source_table] = (table, id_column)
+    keep_map(ctx, source_table, table, id_column)
     with _key_triggers_off(ctx):
         return ctx.execute(
             "INSERT INTO import_links (source_system, source_table, source_id, target_table,"

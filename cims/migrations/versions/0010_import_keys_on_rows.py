@@ -8,8 +8,9 @@ Diagnoses, problems, prescriptions, procedures, allergies, treatment plans and o
 get ``source_system`` and ``source_id`` (as encounters have had since 0001). A Synthea import
 writes the row's key there and finds earlier rows by patient, instead of writing one
 ``import_links`` row per imported row: those links were a third of a million-row import's
-time, for rows nothing refers to. Links of rows other files refer to (patients, encounters,
-organizations, providers, claims) stay in ``import_links``.
+time. Encounters, which always kept their key, lose their link rows too: references to
+them are looked up by patient. Links of patients, organizations, providers and claims stay
+in ``import_links`` (few rows, and looked up by key alone).
 
 Existing links of these tables move onto their rows (which rewrites those rows once), so an
 export imported before the upgrade still adds nothing when imported again.
@@ -39,9 +40,10 @@ KEYED: dict[str, tuple[str, ...]] = {
 
 def upgrade() -> None:
     """Add the columns, move the Synthea links of these tables onto their rows."""
-    for table, sources in KEYED.items():
+    for table in KEYED:
         op.add_column(table, sa.Column("source_system", sa.Text(), nullable=True))
         op.add_column(table, sa.Column("source_id", sa.Text(), nullable=True))
+    for table, sources in {**KEYED, "encounters": ("encounters",)}.items():
         op.execute(
             sa.text(
                 f"UPDATE {table} t SET source_system = l.source_system, source_id = l.source_id"
@@ -60,7 +62,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Move the keys back into import_links and drop the columns."""
-    for table, sources in KEYED.items():
+    for table, sources in {**KEYED, "encounters": ("encounters",)}.items():
         # Immunizations are the procedures stored with code system CVX.
         source = (
             "CASE WHEN code_system = 'CVX' THEN 'immunizations' ELSE 'procedures' END"
@@ -77,5 +79,6 @@ def downgrade() -> None:
                 table=table,
             )
         )
-        op.drop_column(table, "source_id")
-        op.drop_column(table, "source_system")
+        if table != "encounters":
+            op.drop_column(table, "source_id")
+            op.drop_column(table, "source_system")
