@@ -57,6 +57,7 @@ def load_claims(ctx: Context) -> None:
         f" {ts('servicedate')}, {day('servicedate')} + 30, %(actor)s, 0, 0, 0, 0"
         f" FROM {table} WHERE new_id IS NOT NULL",
         {"actor": ctx.actor_id},
+        staged=table,
     )
     link(ctx, table, "claims", "invoices", "new_id")
 
@@ -118,6 +119,7 @@ def load_claims_transactions(ctx: Context) -> None:
         f" FROM {table} s JOIN invoices i ON i.id = s.invoice_id"
         " WHERE s.charge_id_new IS NOT NULL AND s.type = 'CHARGE'",
         {"price": price_item, "actor": ctx.actor_id},
+        staged=table,
     )
     insert(
         ctx,
@@ -132,6 +134,7 @@ def load_claims_transactions(ctx: Context) -> None:
         f" FROM {table} s JOIN invoices i ON i.id = s.invoice_id"
         " WHERE s.charge_id_new IS NOT NULL AND s.type = 'PAYMENT'",
         {"actor": ctx.actor_id},
+        staged=table,
     )
     ctx.execute(
         "INSERT INTO import_links (source_system, source_table, source_id, target_table,"

@@ -79,6 +79,7 @@ def load_encounters(ctx: Context) -> None:
         f" CASE WHEN stop IS NULL THEN 'open' ELSE 'closed' END, {KEY_VALUES}, %(actor)s"
         f" FROM {table} WHERE new_id IS NOT NULL",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
     keep_map(ctx, "encounters", table, "new_id")
 
@@ -100,6 +101,7 @@ def load_conditions(ctx: Context) -> None:
         f" coalesce(description, code), 'secondary', {ts('start')}, %(actor)s, {KEY_VALUES}"
         f" FROM {table} WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
     insert(
         ctx,
@@ -111,6 +113,7 @@ def load_conditions(ctx: Context) -> None:
         f" CASE WHEN stop IS NULL THEN 'active' ELSE 'resolved' END, %(actor)s, {KEY_VALUES}"
         f" FROM {table} WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
 
 
@@ -136,6 +139,7 @@ def load_medications(ctx: Context) -> None:
         f"{ts('start')}, CASE WHEN stop IS NULL THEN 'active' ELSE 'completed' END, %(actor)s,"
         f" {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
 
 
@@ -144,7 +148,6 @@ def load_procedures(ctx: Context) -> None:
     table = "stg_procedures"
     _patient_and_encounter(ctx, table)
     require(ctx, table, "code")
-    ctx.execute(f"UPDATE {table} SET start = date WHERE start IS NULL")
     require_time(ctx, table, "start")
     check_keyed(ctx, table, "procedures")
     insert(
@@ -156,6 +159,7 @@ def load_procedures(ctx: Context) -> None:
         f" coalesce(description, code), {ts('start')}, %(actor)s, {KEY_VALUES} FROM {table}"
         f" WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
 
 
@@ -174,6 +178,7 @@ def load_immunizations(ctx: Context) -> None:
         "SELECT patient_id, encounter_id, 'CVX', code, coalesce(description, code),"
         f" {ts('date')}, %(actor)s, {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
 
 
@@ -195,6 +200,7 @@ def load_allergies(ctx: Context) -> None:
         f" CASE WHEN stop IS NULL THEN 'active' ELSE 'inactive' END, {ts('start')}, %(actor)s,"
         f" {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
 
 
@@ -216,6 +222,7 @@ def load_careplans(ctx: Context) -> None:
         f" CASE WHEN stop IS NULL THEN 'active' ELSE 'completed' END, %(actor)s, {KEY_VALUES}"
         f" FROM {table} WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM},
+        staged=table,
     )
 
 
@@ -246,4 +253,5 @@ def load_observations(ctx: Context) -> None:
         f" CASE WHEN {numeric} OR code = ANY(%(sensitive)s) THEN NULL ELSE value END, units,"
         f" {ts('date')}, %(actor)s, {KEY_VALUES} FROM {table} WHERE {NEW_ROWS}",
         {"actor": ctx.actor_id, "system": SYSTEM, "sensitive": list(SENSITIVE_LOINC)},
+        staged=table,
     )

@@ -81,6 +81,9 @@ KNOWN: Final[dict[str, tuple[str, ...]]] = {
         "FEESCHEDULEID PROVIDERID SUPERVISINGPROVIDERID"
     ),
 }
+# A column an older layout names differently, staged under the newer name when the file has
+# only the older one (2.x procedures have DATE where 3.x has START).
+ALIASES: Final[dict[str, dict[str, str]]] = {"procedures": {"date": "start"}}
 # Known files CIMS has no table for (devices, supplies, imaging): read, reported, not loaded.
 UNMAPPED: Final = ("devices", "supplies", "imaging_studies")
 # Load order: referenced rows first.
@@ -147,6 +150,9 @@ def stage_file(cursor: Any, folder: Path, stem: str) -> StagedFile | None:
     table = f"stg_{stem}"
     header = read_header(path)
     columns = _file_columns(header, known)
+    for old, new in ALIASES.get(stem, {}).items():
+        if old in columns and new not in columns:
+            columns[columns.index(old)] = new
     has_id = bool(header) and header[0] == "ID" and "ID" in known
     cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
     cursor.execute(_create_staging(table, columns, known, has_id=has_id))

@@ -380,20 +380,41 @@ def _has_id(ctx: Context, target: str) -> bool:
     return _has_column(ctx, target, "id")
 
 
-def check_keys(ctx: Context, target: str, ids: tuple[int, int]) -> None:
+def check_keys(
+    ctx: Context,
+    target: str,
+    ids: tuple[int, int],
+    columns: set[str],
+    staged: str | None = None,
+) -> None:
     """Prove every foreign key of the rows just added (ids in range) points at a row.
 
     One statement per key over the distinct values instead of one trigger call per row; a
-    dangling reference is a bug in the mapping and aborts the whole import.
+    dangling reference is a bug in the mapping and aborts the whole import. Keys the
+    INSERT did not set are left out (NULL). A key filled from a reference resolved in
+    ``staged`` is checked there, and only where it points at a row of an earlier import:
+    the rest are ids this run just gave to the rows it inserted.
     """
     low, high = ids
     for column, parent, parent_column in _foreign_keys(ctx, target):
+        if column not in columns:
+            continue
+        if staged is not None and _has_column(ctx, staged, f"{column}_new"):
+            values = (
+                f"SELECT DISTINCT {column} FROM {staged} WHERE reject IS NULL"
+                f" AND NOT {column}_new AND {column} IS NOT NULL"
+            )
+            arguments: tuple[Any, ...] = ()
+        else:
+            values = (
+                f"SELECT DISTINCT {column} FROM {target}"
+                f" WHERE id BETWEEN %s AND %s AND {column} IS NOT NULL"
+            )
+            arguments = (low, high)
         ctx.cursor.execute(
-            f"SELECT v.{column} FROM (SELECT DISTINCT {column} FROM {target}"
-            f" WHERE id BETWEEN %s AND %s AND {column} IS NOT NULL) v"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{parent_column} = v.{column})"
-            " LIMIT 1",
-            (low, high),
+            f"SELECT v.{column} FROM ({values}) v WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {parent} p WHERE p.{parent_column} = v.{column}) LIMIT 1",
+            arguments,
         )
         dangling = ctx.cursor.fetchone()
         if dangling is not None:
@@ -406,11 +427,15 @@ def insert(
     columns: str,
     select: str,
     params: dict[str, Any],
+    *,
+    staged: str | None = None,
 ) -> None:
     """INSERT INTO target (columns) SELECT ...; counts the rows added.
 
     With ``ctx.set_based_keys`` the per-row foreign-key triggers are skipped for this one
-    statement and every key is then checked set-based (``check_keys``).
+    statement and every key is then checked set-based (``check_keys``). ``staged`` names
+    the staging table whose resolved references (``resolve``) fill the target columns of
+    the same name.
     """
     if not _has_id(ctx, target):
         ctx.added(target, ctx.execute(f"INSERT INTO {target} ({columns}) {select}", params))
@@ -423,7 +448,8 @@ def insert(
         )
         rows, low, high = ctx.cursor.fetchone()
     if ctx.set_based_keys and rows:
-        check_keys(ctx, target, (low, high))
+        named = {name.strip() for name in columns.split(",")}
+        check_keys(ctx, target, (low, high), named, staged)
     ctx.added(target, rows)
 
 

@@ -279,5 +279,126 @@ def test_a_dangling_reference_fails_the_set_based_key_check(session: Session) ->
     low, high = (row[0] for row in ctx.cursor.fetchall())
     ctx.execute("SET LOCAL session_replication_role = origin")
     with pytest.raises(RuntimeError, match=r"problems\.patient_id = 987654321"):
-        check_keys(ctx, "problems", (low, high))
-    check_keys(ctx, "problems", (low, low))
+        check_keys(ctx, "problems", (low, high), {"patient_id"})
+    check_keys(ctx, "problems", (low, low), {"patient_id"})
+    # A key the INSERT did not set is not looked at.
+    check_keys(ctx, "problems", (low, high), {"code"})
+
+
+def test_a_staged_reference_to_an_earlier_row_is_checked_where_it_was_resolved(
+    session: Session,
+) -> None:
+    from cims.interop.synthea_steps import Context, check_keys
+
+    patient = factories.patient(session)
+    session.flush()
+    ctx = Context(cursor=synthea._raw_cursor(session), run_id=0, actor_id=None)
+    ctx.execute(
+        "CREATE TEMP TABLE stg_probe (reject text, patient_id bigint, patient_id_new boolean)"
+    )
+    # Ids this run gave its own new rows are not looked up; earlier rows are.
+    ctx.cursor.execute(
+        "INSERT INTO stg_probe VALUES (NULL, %s, false), (NULL, 987654321, true),"
+        " ('rejected', 987654322, false)",
+        (patient.id,),
+    )
+    check_keys(ctx, "problems", (0, 0), {"patient_id"}, "stg_probe")
+    ctx.cursor.execute("INSERT INTO stg_probe VALUES (NULL, 987654323, false)")
+    with pytest.raises(RuntimeError, match=r"problems\.patient_id = 987654323"):
+        check_keys(ctx, "problems", (0, 0), {"patient_id"}, "stg_probe")
+
+
+def test_only_referenced_files_keep_link_rows_the_rest_keep_their_key(
+    imported: tuple[str, dict[str, object]],
+) -> None:
+    engine = create_engine(imported[0])
+    with engine.connect() as conn:
+        linked = set(
+            conn.scalars(
+                text(
+                    "SELECT DISTINCT source_table FROM import_links WHERE source_system = 'synthea'"
+                )
+            )
+        )
+        assert linked <= {"organizations", "providers", "patients", "claims", "claims_transactions"}
+        for table in ("encounters", "diagnoses", "problems", "prescriptions", "procedures"):
+            unkeyed = conn.scalar(text(f"SELECT count(*) FROM {table} WHERE source_id IS NULL"))
+            assert unkeyed == 0, table
+        # Identical content in two files never shares a key with another patient's row.
+        assert (
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM (SELECT patient_id, source_id FROM procedures"
+                    " GROUP BY 1, 2 HAVING count(*) > 1) twice"
+                )
+            )
+            == 0
+        )
+    engine.dispose()
+
+
+def test_a_later_export_adds_only_its_new_rows_and_finds_earlier_visits(
+    session: Session, tmp_path: Path
+) -> None:
+    admin = factories.actor(session, "admin")
+    first = import_synthea(session=session, actor=admin, folder=SAMPLE_A)
+    assert first.added["prescriptions"] == _rows(SAMPLE_A / "medications.csv")
+    # The next export: the same patients and medications plus one new prescription in a
+    # visit of the first export, whose encounters file is not part of it.
+    folder = tmp_path / "later"
+    folder.mkdir()
+    shutil.copy(SAMPLE_A / "patients.csv", folder)
+    lines = (SAMPLE_A / "medications.csv").read_text(encoding="utf-8").splitlines()
+    fields = next(csv.reader([lines[1]]))
+    fields[5], fields[6] = "999001", "Later-export test tablet"
+    (folder / "medications.csv").write_text(
+        "\n".join([*lines, ",".join(fields)]) + "\n", encoding="utf-8"
+    )
+
+    later = import_synthea(session=session, actor=admin, folder=folder)
+    assert later.rejected_counts == {}
+    assert later.skipped["medications"] == len(lines) - 1
+    assert later.rows_added == later.added["prescriptions"] == 1
+    added = session.execute(
+        text(
+            "SELECT p.drug_code, e.source_id FROM prescriptions p"
+            " JOIN encounters e ON e.id = p.encounter_id WHERE p.drug_code = '999001'"
+        )
+    ).all()
+    assert added == [("999001", fields[4])]
+    assert import_synthea(session=session, actor=admin, folder=folder).rows_added == 0
+
+
+def test_links_of_an_import_before_0010_move_onto_the_rows(
+    fresh_database: Callable[[str], str],
+) -> None:
+    from cims import migrate
+    from cims.security.bootstrap import ensure_roles_and_privileges
+
+    url = fresh_database("keys_0010")
+    engine = create_engine(url)
+    with Session(engine) as session:
+        ensure_roles_and_privileges(session)
+        admin = factories.actor(session, "admin")
+        import_synthea(session=session, actor=admin, folder=SAMPLE_A)
+        session.commit()
+    count = "SELECT count(*) FROM import_links WHERE source_table = :table"
+    migrate.downgrade(url, "0009")
+    with engine.connect() as conn:
+        assert conn.scalar(text(count), {"table": "medications"}) == _rows(
+            SAMPLE_A / "medications.csv"
+        )
+        assert conn.scalar(text(count), {"table": "immunizations"}) == _rows(
+            SAMPLE_A / "immunizations.csv"
+        )
+    migrate.upgrade(url)
+    engine.dispose()
+    engine = create_engine(url)
+    with Session(engine) as session:
+        for table in ("medications", "immunizations", "encounters", "conditions#problem"):
+            assert session.scalar(text(count), {"table": table}) == 0
+        again = import_synthea(session=session, actor=admin, folder=SAMPLE_A)
+        assert again.rows_added == 0
+        assert again.skipped["medications"] == _rows(SAMPLE_A / "medications.csv")
+        session.rollback()
+    engine.dispose()
