@@ -11,6 +11,7 @@ flush for its id, add the link) on a slice of the same export, in the same run.
   one transaction, commit included.
 - orm_rows_per_s: the same measure for the ORM loader on ``--orm-patients`` patients.
 - speedup_vs_orm: their ratio.
+- reimport_s: the same export imported again (it must add nothing), rolled back.
 
 Last stdout line is one JSON object.
 
@@ -269,6 +270,15 @@ def main() -> None:
 
     started = time.perf_counter()
     with Session(engine) as session:
+        again = import_synthea(session=session, actor=actor, folder=export)
+        session.rollback()
+    reimport_seconds = time.perf_counter() - started
+    if again.rows_added:
+        raise SystemExit(f"importing the same export again added {again.rows_added} rows")
+    print(f"the same export again: nothing added in {reimport_seconds:.1f} s")
+
+    started = time.perf_counter()
+    with Session(engine) as session:
         loader = OrmLoader(session, actor, department_id)
         loader.load(args.orm_patients)
         session.commit()
@@ -286,6 +296,7 @@ def main() -> None:
         "orm_rows": loader.rows,
         "orm_rows_per_s": round(orm_rate),
         "speedup_vs_orm": round(rows / seconds / orm_rate, 1),
+        "reimport_s": round(reimport_seconds, 2),
     }
     print(json.dumps(result))
 

@@ -176,10 +176,18 @@ def test_bad_rows_are_rejected_with_file_line_and_reason(session: Session, tmp_p
     broken = rows[1].split(",")
     broken[0] = "not-a-date"
     rows[1] = ",".join(broken)
+    # Well formed but not a day, and an hour past 23: rejected, never a failed cast.
+    for line, column, value in ((2, 0, "2020-02-31"), (3, 1, "2020-01-01T25:00:00Z")):
+        fields = rows[line].split(",")
+        fields[column] = value
+        rows[line] = ",".join(fields)
     conditions.write_text("\n".join(rows) + "\n", encoding="utf-8")
     (folder / "widgets.csv").write_text("A,B\n1,2\n", encoding="utf-8")
     meds = folder / "medications.csv"
     med_lines = meds.read_text(encoding="utf-8").splitlines()
+    not_a_number = med_lines[1].split(",")
+    not_a_number[9] = "NaN"  # DISPENSES
+    med_lines[1] = ",".join(not_a_number)
     meds.write_text(
         "\n".join([med_lines[0] + ",EXTRA"] + [m + ",x" for m in med_lines[1:]]) + "\n",
         encoding="utf-8",
@@ -189,16 +197,21 @@ def test_bad_rows_are_rejected_with_file_line_and_reason(session: Session, tmp_p
     assert report.rejected["encounters"] == [
         {"line": len(lines) + 1, "reason": "PATIENT not found"}
     ]
-    assert report.rejected["conditions"] == [{"line": 2, "reason": "bad START"}]
+    assert report.rejected["conditions"] == [
+        {"line": 2, "reason": "bad START"},
+        {"line": 3, "reason": "bad START"},
+        {"line": 4, "reason": "bad STOP"},
+    ]
+    assert report.rejected["medications"] == [{"line": 2, "reason": "bad DISPENSES"}]
     assert report.added["encounters"] == len(lines) - 1
-    assert report.added["diagnoses"] == len(rows) - 2
+    assert report.added["diagnoses"] == len(rows) - 4
     assert report.unknown["files"] == ["widgets.csv"]
     assert report.unknown["columns"] == {"medications.csv": ["EXTRA"]}
     assert "encounters.csv," in report.rejected_csv()
     run = session.get(ImportRun, report.run_id)
     assert run is not None and run.status == "succeeded"
     assert run.rejected == {
-        "counts": {"encounters": 1, "conditions": 1},
+        "counts": {"encounters": 1, "conditions": 3, "medications": 1},
         "rows": report.rejected,
     }
 
