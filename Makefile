@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint scan e2e bench bench-smoke venv clean-venv db-test
+.PHONY: run test lint scan browser e2e bench bench-smoke venv clean-venv db-test
 
 run: $(STAMP) ## set up, migrate, load the demo hospital on first start, serve on CIMS_PORT
 	$(PY) -m cims run
@@ -23,17 +23,19 @@ scan: $(STAMP) ## security scans: bandit (fails on HIGH) and pip-audit (skipped 
 	@echo "bandit: no HIGH severity findings"
 	$(PY) scripts/audit_deps.py
 
-e2e: $(STAMP) ## real-browser journeys (installs Debian chromium and CJK fonts if missing)
+browser: ## Debian chromium and CJK fonts, installed if missing (e2e, browser_load bench)
 	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q . || { \
 	  echo "installing Debian chromium and CJK fonts (Chinese names must not print as boxes) ..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 	    fonts-noto-cjk) >/dev/null || { echo "could not install chromium"; exit 1; }; }
+
+e2e: $(STAMP) browser ## real-browser journeys (installs Debian chromium and CJK fonts if missing)
 	$(PY) -m pytest -q -p no:cacheprovider tests/e2e --e2e
 
-bench: $(STAMP) ## every benchmark at full scale (each prints one JSON line); writes bench/RESULTS.md
+bench: $(STAMP) browser ## every benchmark at full scale (each prints one JSON line); writes bench/RESULTS.md
 	$(PY) bench/_run_all.py
 
-bench-smoke: $(STAMP) ## every benchmark at small scale: checks each prints its JSON line (var/bench/smoke/)
+bench-smoke: $(STAMP) browser ## every benchmark at small scale: checks each prints its JSON line (var/bench/smoke/)
 	$(PY) bench/_run_all.py --smoke
 
 venv: $(STAMP)
