@@ -264,17 +264,29 @@ def check_keyed(
     """
     apply_checks(ctx, table, ids=ids)
     ctx.cursor.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE reject IS NULL AND NOT patient_id_new)"
+        f"SELECT array_agg(DISTINCT patient_id) FROM {table}"
+        " WHERE reject IS NULL AND NOT patient_id_new"
     )
-    if ctx.cursor.fetchone()[0]:
-        cleared = "".join(f", {column} = NULL" for column in ids or {})
-        ctx.execute(
-            f"UPDATE {table} s SET skip = true, linked = true, linked_id = t.id{cleared}"
-            f" FROM {target} t WHERE s.reject IS NULL AND NOT s.patient_id_new"
-            " AND t.patient_id = s.patient_id AND t.source_system = %(system)s"
-            " AND t.source_id = s.src",
-            {"system": SYSTEM},
-        )
+    patients = ctx.cursor.fetchone()[0]
+    if not patients:
+        return
+    cleared = "".join(f", {column} = NULL" for column in ids or {})
+    # One hash join on (patient, key): the statistics of a table an import just filled are
+    # stale, and the nested loop they suggest compares every staged row with every row of
+    # the table. Few earlier patients: their rows through the patient index; many: one
+    # pass over the whole table is cheaper.
+    ctx.cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'patients'::regclass")
+    few = len(patients) * 10 < float(ctx.cursor.fetchone()[0])
+    ctx.execute("SET LOCAL enable_nestloop = off")
+    ctx.execute(
+        f"UPDATE {table} s SET skip = true, linked = true, linked_id = t.id{cleared}"
+        f" FROM (SELECT id, patient_id, source_id FROM {target} WHERE source_system = %(system)s"
+        + (" AND patient_id = ANY(%(patients)s)" if few else "")
+        + ") t WHERE s.reject IS NULL AND NOT s.patient_id_new AND t.patient_id = s.patient_id"
+        " AND t.source_id = s.src",
+        {"system": SYSTEM, "patients": patients},
+    )
+    ctx.execute("RESET enable_nestloop")
 
 
 def keep_map(ctx: Context, source_table: str, table: str, id_column: str) -> None:

@@ -381,6 +381,25 @@ def test_a_later_export_adds_only_its_new_rows_and_finds_earlier_visits(
     assert added == [("999001", fields[4])]
     assert import_synthea(session=session, actor=admin, folder=folder).rows_added == 0
 
+    # One earlier patient among many: their rows are read through the patient index.
+    one = tmp_path / "one_patient"
+    one.mkdir()
+    people = (SAMPLE_A / "patients.csv").read_text(encoding="utf-8").splitlines()
+    patient = fields[2]
+    (one / "patients.csv").write_text(
+        "\n".join([people[0], *(p for p in people if p.startswith(patient))]) + "\n",
+        encoding="utf-8",
+    )
+    mine = [line for line in lines[1:] if line.split(",")[2] == patient]
+    fields[5], fields[6] = "999002", "One-patient export test tablet"
+    (one / "medications.csv").write_text(
+        "\n".join([lines[0], *mine, ",".join(fields)]) + "\n", encoding="utf-8"
+    )
+    session.execute(text("ANALYZE patients"))
+    single = import_synthea(session=session, actor=admin, folder=one)
+    assert single.skipped["medications"] == len(mine)
+    assert single.rows_added == single.added["prescriptions"] == 1
+
 
 def test_links_of_an_import_before_0010_move_onto_the_rows(
     fresh_database: Callable[[str], str],
