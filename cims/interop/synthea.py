@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -22,16 +22,20 @@ from sqlalchemy.orm import Session
 
 from cims.base import utcnow
 from cims.governance.models import ImportRun
-from cims.interop import synthea_claims, synthea_clinical, synthea_people
+from cims.interop import synthea_claims, synthea_clinical, synthea_people, synthea_stager
 from cims.interop.synthea_layout import (
     KNOWN,
-    ORDER,
     UNMAPPED,
     count_rows,
     detect_layout,
     stage_file,
 )
-from cims.interop.synthea_steps import Context, can_check_keys_set_based, collect
+from cims.interop.synthea_steps import (
+    Context,
+    can_check_keys_set_based,
+    collect,
+    finish_checks,
+)
 from cims.security import audit
 from cims.security.crypto import load_cipher
 from cims.security.rbac import Actor, Privilege, requires
@@ -59,7 +63,8 @@ TARGETS: Final = (
     "payments",
     "import_links",
 )
-_LOADERS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
+# In load order (referenced rows first); each loader checks, yields, then writes.
+_LOADERS: Final[tuple[tuple[str, Callable[..., Iterator[None]]], ...]] = (
     ("organizations", synthea_people.load_organizations),
     ("providers", synthea_people.load_providers),
     ("payers", synthea_people.load_payers),
@@ -149,8 +154,13 @@ def import_synthea(
     actor: Actor,
     folder: Path,
     progress: Progress | None = None,
+    parallel: bool | None = None,
 ) -> ImportReport:
-    """Load a Synthea CSV folder into CIMS in the caller's transaction; returns the report."""
+    """Load a Synthea CSV folder into CIMS in the caller's transaction; returns the report.
+
+    ``parallel``: check files on a second connection while this one writes (see
+    ``synthea_stager``); by default whenever the caller's transaction has written nothing.
+    """
     folder = Path(folder)
     try:
         is_folder = folder.is_dir()
@@ -162,6 +172,11 @@ def import_synthea(
         raise InvalidImport(["import.no_patients_file"])
     started = time.perf_counter()
     notify = progress or (lambda _fraction, _step: None)
+    cursor = _raw_cursor(session)
+    # Checking aside needs a transaction that has written nothing yet (see the stager).
+    aside = synthea_stager.available(cursor) if parallel is None else parallel
+    cursor.execute("SHOW search_path")
+    search_path = cursor.fetchone()[0]
     # One import at a time: two runs of the same export must not both see "not yet linked".
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('cims.import.synthea'))"))
     # Room to hash whole files in memory instead of spilling to disk (this transaction only).
@@ -176,36 +191,56 @@ def import_synthea(
     session.add(run)
     session.flush()
     cipher = load_cipher(session)
-    cursor = _raw_cursor(session)
-    ctx = Context(cursor=cursor, run_id=run.id, actor_id=actor.user_id)
+    ctx = Context(main=cursor, run_id=run.id, actor_id=actor.user_id)
     ctx.set_based_keys = can_check_keys_set_based(ctx, TARGETS)
     ctx.input_checks = cursor.connection.info.server_version >= 160000
     unknown = _unknown_files(folder)
     unknown_columns: dict[str, list[str]] = {}
     staged: list[str] = []
-    for position, stem in enumerate(ORDER):
-        notify(0.5 * position / len(ORDER), stem)
-        result = stage_file(cursor, folder, stem)
-        if result is None:
-            continue
-        staged.append(stem)
-        if result.unknown_columns:
-            unknown_columns[f"{stem}.csv"] = result.unknown_columns
+    stager = None
+    if aside:
+        # This transaction reads the stager's tables by name, after its own TEMP ones.
+        cursor.execute(
+            "SELECT set_config('search_path', current_setting('search_path') || ', '"
+            f" || '{synthea_stager.SCHEMA}', true)"
+        )
+        stager = synthea_stager.Stager(session.get_bind().engine, ctx, folder, _LOADERS)
+        stager.start()
+    failed = True
+    try:
+        for position, (stem, loader) in enumerate(_LOADERS):
+            notify(position / len(_LOADERS), stem)
+            if stem == "patients" or stager is None:
+                result = stage_file(cursor, folder, stem)
+                resume = None
+                if result is not None:
+                    resume = loader(ctx, cipher) if stem == "patients" else loader(ctx)
+                    next(resume)
+                    finish_checks(ctx, f"stg_{stem}")
+            else:
+                _stem, result, resume = stager.next()
+            if result is None or resume is None:
+                continue
+            staged.append(stem)
+            if result.unknown_columns:
+                unknown_columns[f"{stem}.csv"] = result.unknown_columns
+            next(resume, None)
+            collect(ctx, stem, f"stg_{stem}")
+            if stem == "patients" and stager is not None:
+                cursor.execute(
+                    "SELECT src, new_id, linked_id FROM stg_patients WHERE reject IS NULL"
+                )
+                stager.give_patients(cursor.fetchall())
+        failed = False
+    finally:
+        if stager is not None:
+            stager.close(failed=failed)
     unknown["columns"] = unknown_columns
-    for position, (stem, loader) in enumerate(_LOADERS):
-        notify(0.5 + 0.5 * position / len(_LOADERS), stem)
-        if stem not in staged:
-            continue
-        if stem == "patients":
-            loader(ctx, cipher)
-        elif stem == "payer_transitions":
-            if "patients" in staged:
-                loader(ctx, "stg_patients")
-        else:
-            loader(ctx)
-        collect(ctx, stem, f"stg_{stem}")
     for stem in staged:
         cursor.execute(f"DROP TABLE IF EXISTS stg_{stem}")
+    if stager is not None:
+        cursor.execute(f"DROP TABLE IF EXISTS {synthea_stager.PATIENT_MAP}")
+        cursor.execute("SELECT set_config('search_path', %s, true)", (search_path,))
     run.status = "succeeded"
     run.finished_at = utcnow()
     run.counts = {"read": ctx.read, "added": ctx.counts, "skipped": ctx.skipped}

@@ -11,6 +11,7 @@ charges and payments that were imported (paid capped at the patient's share).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Final
 
 from cims.interop.synthea_steps import (
@@ -33,7 +34,7 @@ from cims.interop.synthea_steps import (
 PRICE_CODE: Final = "SYNTHEA-CLAIM"
 
 
-def load_claims(ctx: Context) -> None:
+def load_claims(ctx: Context) -> Iterator[None]:
     """claims.csv -> issued invoices (totals filled in from the transactions)."""
     table = "stg_claims"
     require(ctx, table, "id")
@@ -48,6 +49,7 @@ def load_claims(ctx: Context) -> None:
     # Claims are referred to by their transactions: a key must stand for one claim.
     reject_duplicate_keys(ctx, table)
     assign_ids(ctx, table, "claims", "invoices", "new_id")
+    yield
     insert(
         ctx,
         "invoices",
@@ -77,7 +79,7 @@ def _price_item(ctx: Context) -> int:
     return int(row[0])
 
 
-def load_claims_transactions(ctx: Context) -> None:
+def load_claims_transactions(ctx: Context) -> Iterator[None]:
     """claims_transactions.csv -> charges (CHARGE) and payments (PAYMENT) of the invoices."""
     table = "stg_claims_transactions"
     require(ctx, table, "id")
@@ -104,6 +106,7 @@ def load_claims_transactions(ctx: Context) -> None:
             f" THEN {next_id(ctx, 'payments')} ELSE {next_id(ctx, 'charges')} END"
         },
     )
+    yield
     price_item = _price_item(ctx)
     insert(
         ctx,

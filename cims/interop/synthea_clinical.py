@@ -9,6 +9,7 @@ medications become prescriptions (Synthea has no dose: 1 "dose", route/frequency
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Final
 
 from cims.interop.synthea_steps import (
@@ -55,7 +56,7 @@ def _patient_and_encounter(ctx: Context, table: str, *, encounter: bool = True) 
         reject(ctx, table, "encounter IS NOT NULL AND encounter_id IS NULL", "ENCOUNTER not found")
 
 
-def load_encounters(ctx: Context) -> None:
+def load_encounters(ctx: Context) -> Iterator[None]:
     """encounters.csv -> encounters (class mapped to outpatient/inpatient/emergency)."""
     table = "stg_encounters"
     require(ctx, table, "id")
@@ -69,6 +70,8 @@ def load_encounters(ctx: Context) -> None:
     resolve(ctx, table, "provider", "providers", "attending_id")
     reject_duplicate_keys(ctx, table)
     check_keyed(ctx, table, "encounters", ids={"new_id": next_id(ctx, "encounters")})
+    keep_map(ctx, "encounters", table, "new_id")
+    yield
     insert(
         ctx,
         "encounters",
@@ -81,10 +84,9 @@ def load_encounters(ctx: Context) -> None:
         {"actor": ctx.actor_id, "system": SYSTEM},
         staged=table,
     )
-    keep_map(ctx, "encounters", table, "new_id")
 
 
-def load_conditions(ctx: Context) -> None:
+def load_conditions(ctx: Context) -> Iterator[None]:
     """conditions.csv -> diagnoses (of the encounter) and problems (the problem list)."""
     table = "stg_conditions"
     _patient_and_encounter(ctx, table)
@@ -92,6 +94,7 @@ def load_conditions(ctx: Context) -> None:
     require_time(ctx, table, "start")
     require_time(ctx, table, "stop", optional=True)
     check_keyed(ctx, table, "diagnoses")
+    yield
     insert(
         ctx,
         "diagnoses",
@@ -117,7 +120,7 @@ def load_conditions(ctx: Context) -> None:
     )
 
 
-def load_medications(ctx: Context) -> None:
+def load_medications(ctx: Context) -> Iterator[None]:
     """medications.csv -> prescriptions (completed when STOP is given)."""
     table = "stg_medications"
     _patient_and_encounter(ctx, table)
@@ -126,6 +129,7 @@ def load_medications(ctx: Context) -> None:
     require_time(ctx, table, "stop", optional=True)
     require_number(ctx, table, "dispenses")
     check_keyed(ctx, table, "prescriptions")
+    yield
     insert(
         ctx,
         "prescriptions",
@@ -143,13 +147,14 @@ def load_medications(ctx: Context) -> None:
     )
 
 
-def load_procedures(ctx: Context) -> None:
+def load_procedures(ctx: Context) -> Iterator[None]:
     """procedures.csv (DATE in 2.x, START/STOP in 3.x) -> procedures."""
     table = "stg_procedures"
     _patient_and_encounter(ctx, table)
     require(ctx, table, "code")
     require_time(ctx, table, "start")
     check_keyed(ctx, table, "procedures")
+    yield
     insert(
         ctx,
         "procedures",
@@ -163,13 +168,14 @@ def load_procedures(ctx: Context) -> None:
     )
 
 
-def load_immunizations(ctx: Context) -> None:
+def load_immunizations(ctx: Context) -> Iterator[None]:
     """immunizations.csv -> procedures with code system CVX."""
     table = "stg_immunizations"
     _patient_and_encounter(ctx, table)
     require(ctx, table, "code")
     require_time(ctx, table, "date")
     check_keyed(ctx, table, "procedures")
+    yield
     insert(
         ctx,
         "procedures",
@@ -182,13 +188,14 @@ def load_immunizations(ctx: Context) -> None:
     )
 
 
-def load_allergies(ctx: Context) -> None:
+def load_allergies(ctx: Context) -> Iterator[None]:
     """allergies.csv -> allergies (severity of the first reaction, inactive when stopped)."""
     table = "stg_allergies"
     _patient_and_encounter(ctx, table)
     require(ctx, table, "code")
     require_time(ctx, table, "start")
     check_keyed(ctx, table, "allergies")
+    yield
     insert(
         ctx,
         "allergies",
@@ -204,7 +211,7 @@ def load_allergies(ctx: Context) -> None:
     )
 
 
-def load_careplans(ctx: Context) -> None:
+def load_careplans(ctx: Context) -> Iterator[None]:
     """careplans.csv -> treatment plans (completed when STOP is given)."""
     table = "stg_careplans"
     _patient_and_encounter(ctx, table)
@@ -212,6 +219,7 @@ def load_careplans(ctx: Context) -> None:
     require_time(ctx, table, "stop", optional=True)
     reject_duplicate_keys(ctx, table)
     check_keyed(ctx, table, "treatment_plans")
+    yield
     insert(
         ctx,
         "treatment_plans",
@@ -226,7 +234,7 @@ def load_careplans(ctx: Context) -> None:
     )
 
 
-def load_observations(ctx: Context) -> None:
+def load_observations(ctx: Context) -> Iterator[None]:
     """observations.csv -> observations with units (numeric or text values)."""
     table = "stg_observations"
     _patient_and_encounter(ctx, table)
@@ -239,6 +247,7 @@ def load_observations(ctx: Context) -> None:
         "bad VALUE for TYPE numeric",
     )
     check_keyed(ctx, table, "observations")
+    yield
     numeric = "CASE WHEN lower(type) = 'numeric' THEN abs(value::numeric) < 1e10 ELSE false END"
     insert(
         ctx,

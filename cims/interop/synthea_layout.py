@@ -135,8 +135,8 @@ def _file_columns(header: list[str], known: tuple[str, ...]) -> list[str]:
     return names
 
 
-def stage_file(cursor: Any, folder: Path, stem: str) -> StagedFile | None:
-    """Load one file into TEMP table ``stg_<stem>`` (line, src, known columns as text).
+def stage_file(cursor: Any, folder: Path, stem: str, kind: str = "TEMP") -> StagedFile | None:
+    """Load one file into ``kind`` (TEMP or UNLOGGED) table ``stg_<stem>`` (line, src, text).
 
     The file goes to PostgreSQL as it is (``COPY ... FORMAT csv``), so PostgreSQL parses it
     straight into the staging table, whose line number and source key are computed on the
@@ -155,7 +155,7 @@ def stage_file(cursor: Any, folder: Path, stem: str) -> StagedFile | None:
             columns[columns.index(old)] = new
     has_id = bool(header) and header[0] == "ID" and "ID" in known
     cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
-    cursor.execute(_create_staging(table, columns, known, has_id=has_id))
+    cursor.execute(_create_staging(table, columns, known, has_id=has_id, kind=kind))
     cursor.execute("SAVEPOINT cims_stage_copy")
     try:
         _copy_file(cursor, path, table, columns)
@@ -188,7 +188,7 @@ def stage_file(cursor: Any, folder: Path, stem: str) -> StagedFile | None:
 
 
 def _create_staging(
-    table: str, columns: list[str], known: tuple[str, ...], *, has_id: bool
+    table: str, columns: list[str], known: tuple[str, ...], *, has_id: bool, kind: str
 ) -> sql.Composed:
     """CREATE the staging table: file columns, missing known columns, line, key, verdict."""
     missing = [name.lower() for name in known if name.lower() not in columns]
@@ -201,9 +201,10 @@ def _create_staging(
         )
         src = sql.SQL("md5({}) || ':' || repeat").format(joined)
     return sql.SQL(
-        "CREATE TEMP TABLE {table} (line bigint GENERATED ALWAYS AS IDENTITY (START 2), {cols},"
+        "CREATE {kind} TABLE {table} (line bigint GENERATED ALWAYS AS IDENTITY (START 2), {cols},"
         " repeat int NOT NULL DEFAULT 1, src text GENERATED ALWAYS AS ({src}) STORED)"
     ).format(
+        kind=sql.SQL({"TEMP": "TEMP", "UNLOGGED": "UNLOGGED"}[kind]),
         table=sql.Identifier(table),
         cols=sql.SQL(", ").join(
             sql.SQL("{} text").format(sql.Identifier(c)) for c in [*columns, *missing]

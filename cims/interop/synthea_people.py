@@ -8,6 +8,7 @@ in batches and COPYed in; identifiers go to ``patient_identifiers`` with blind i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Final
 
 from cims.interop.synthea_steps import (
@@ -36,13 +37,14 @@ IDENTIFIER_SYSTEMS: Final = (
 _BATCH: Final = 5000
 
 
-def load_organizations(ctx: Context) -> None:
+def load_organizations(ctx: Context) -> Iterator[None]:
     """organizations.csv -> departments (code ``SY-<id>``)."""
     table = "stg_organizations"
     require(ctx, table, "id")
     require(ctx, table, "name")
     reject_duplicate_keys(ctx, table)
     assign_ids(ctx, table, "organizations", "departments", "new_id")
+    yield
     insert(
         ctx,
         "departments",
@@ -54,7 +56,7 @@ def load_organizations(ctx: Context) -> None:
     link(ctx, table, "organizations", "departments", "new_id")
 
 
-def load_providers(ctx: Context) -> None:
+def load_providers(ctx: Context) -> Iterator[None]:
     """providers.csv -> disabled staff accounts with the doctor role in their department."""
     table = "stg_providers"
     require(ctx, table, "id")
@@ -63,6 +65,7 @@ def load_providers(ctx: Context) -> None:
     reject(ctx, table, "department_id IS NULL", "ORGANIZATION not found")
     reject_duplicate_keys(ctx, table)
     assign_ids(ctx, table, "providers", "users", "new_id")
+    yield
     insert(
         ctx,
         "users",
@@ -91,12 +94,13 @@ def load_providers(ctx: Context) -> None:
     link(ctx, table, "providers", "users", "new_id")
 
 
-def load_payers(ctx: Context) -> None:
+def load_payers(ctx: Context) -> Iterator[None]:
     """payers.csv: checked and kept for the insurance-type mapping of payer transitions."""
     table = "stg_payers"
     require(ctx, table, "id")
     reject_duplicate_keys(ctx, table)
     apply_checks(ctx, table)
+    yield
     ctx.added("insurance_payers", ctx.execute(f"SELECT 1 FROM {table} WHERE reject IS NULL"))
 
 
@@ -107,17 +111,19 @@ _INSURANCE_TYPE: Final = (
 )
 
 
-def load_payer_transitions(ctx: Context, new_patients: str) -> None:
+def load_payer_transitions(ctx: Context) -> Iterator[None]:
     """payer_transitions.csv: each new patient's latest payer sets their insurance type."""
     table = "stg_payer_transitions"
     require(ctx, table, "patient")
     resolve(ctx, table, "patient", "patients", "patient_id")
     reject(ctx, table, "patient_id IS NULL", "PATIENT not found")
     apply_checks(ctx, table)
+    new_patients = ctx.maps["patients"][0]
     ctx.execute(
         f"UPDATE {table} SET skip = true WHERE reject IS NULL"
         f" AND patient_id NOT IN (SELECT new_id FROM {new_patients} WHERE new_id IS NOT NULL)"
     )
+    yield
     rows = ctx.execute(
         "UPDATE patients t SET insurance_type = x.kind FROM ("
         f" SELECT DISTINCT ON (s.patient_id) s.patient_id, {_INSURANCE_TYPE} AS kind"
@@ -129,7 +135,7 @@ def load_payer_transitions(ctx: Context, new_patients: str) -> None:
     ctx.added("patients.insurance_type", rows)
 
 
-def load_patients(ctx: Context, cipher: FieldCipher) -> None:
+def load_patients(ctx: Context, cipher: FieldCipher) -> Iterator[None]:
     """patients.csv -> patients (+ encrypted identifiers), MRNs from the new ids."""
     table = "stg_patients"
     require(ctx, table, "id")
@@ -139,6 +145,7 @@ def load_patients(ctx: Context, cipher: FieldCipher) -> None:
     reject(ctx, table, f"deathdate IS NOT NULL AND deathdate !~ '{DATE_RE}'", "bad DEATHDATE")
     reject_duplicate_keys(ctx, table)
     assign_ids(ctx, table, "patients", "patients", "new_id")
+    yield
     ctx.cursor.execute(
         "SELECT new_id, first, middle, last, gender, birthdate, deathdate, address, city, state,"
         f" zip, ssn, drivers, passport FROM {table} WHERE new_id IS NOT NULL ORDER BY new_id"

@@ -7,6 +7,7 @@ rows an earlier import already brought in (found through ``import_links``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,9 +46,15 @@ def day(column: str) -> str:
 
 @dataclass
 class Context:
-    """The state of one import run: cursor, run id, actor and the report being built."""
+    """The state of one import run: cursor, run id, actor and the report being built.
 
-    cursor: Any
+    ``cursor`` is the import's own transaction. A stager thread (see ``synthea.py``) checks
+    files on a connection of its own: inside ``stager()`` every step run by that thread
+    uses that cursor, and makes its work tables UNLOGGED instead of TEMP (another
+    connection must read them).
+    """
+
+    main: Any
     run_id: int
     actor_id: int | None
     counts: dict[str, int] = field(default_factory=dict)
@@ -63,6 +70,26 @@ class Context:
     # PostgreSQL 16+: ``pg_input_is_valid`` checks values without regular expressions.
     input_checks: bool = False
     _foreign_keys: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    _thread: threading.local = field(default_factory=threading.local)
+
+    @property
+    def cursor(self) -> Any:
+        """The cursor of the calling thread: the stager's inside ``stager()``, else the main."""
+        return getattr(self._thread, "cursor", self.main)
+
+    @property
+    def kind(self) -> str:
+        """How the calling thread creates work tables: TEMP, or UNLOGGED for the stager."""
+        return getattr(self._thread, "kind", "TEMP")
+
+    @contextmanager
+    def stager(self, cursor: Any) -> Iterator[None]:
+        """Within: this thread's steps run on ``cursor`` with UNLOGGED work tables."""
+        self._thread.cursor, self._thread.kind = cursor, "UNLOGGED"
+        try:
+            yield
+        finally:
+            del self._thread.cursor, self._thread.kind
 
     def execute(self, statement: str, params: dict[str, Any] | None = None) -> int:
         """Run one statement; returns the affected row count."""
@@ -240,7 +267,7 @@ def apply_checks(
     # OFFSET 0 keeps the verdict's subquery whole: flattened into the outer query, its CASE
     # (regular expressions and all) would be computed again for ``skip`` and for every id.
     ctx.execute(
-        f"CREATE TEMP TABLE {table}_checked AS SELECT v.*,"
+        f"CREATE {ctx.kind} TABLE {table}_checked AS SELECT v.*,"
         f" v.reject IS NULL AND v.linked AS skip{new_ids}"
         f" FROM (SELECT r.*, {verdict} AS reject FROM (SELECT s.*{''.join(resolved)}"
         f" FROM {table} s{''.join(joins)}) r OFFSET 0) v",
@@ -310,14 +337,11 @@ def assign_ids(
     ids = {into: next_id(ctx, target)}
     ids.update({column: next_id(ctx, other) for column, other in (more or {}).items()})
     apply_checks(ctx, table, source_table=source_table, ids=ids)
+    keep_map(ctx, source_table, table, into)
 
 
 def link(ctx: Context, table: str, source_table: str, target: str, id_column: str) -> int:
-    """Record which CIMS row each new staged row became; returns the rows linked.
-
-    Later files of the same run resolve references to ``source_table`` from ``table``.
-    """
-    keep_map(ctx, source_table, table, id_column)
+    """Record which CIMS row each new staged row became; returns the rows linked."""
     with _key_triggers_off(ctx):
         return ctx.execute(
             "INSERT INTO import_links (source_system, source_table, source_id, target_table,"
@@ -465,10 +489,15 @@ def insert(
     ctx.added(target, rows)
 
 
-def collect(ctx: Context, stem: str, table: str) -> None:
-    """Move the staged file's rejections and skips into the report."""
+def finish_checks(ctx: Context, table: str) -> None:
+    """Run the checks of a file whose loader planned none of its own (every row counts)."""
     if table in ctx.plans or not _has_column(ctx, table, "reject"):
         apply_checks(ctx, table)
+
+
+def collect(ctx: Context, stem: str, table: str) -> None:
+    """Move the staged file's rejections and skips into the report."""
+    finish_checks(ctx, table)
     ctx.cursor.execute(
         f"SELECT count(*) FILTER (WHERE reject IS NOT NULL),"
         f" count(*) FILTER (WHERE skip), count(*) FROM {table}"

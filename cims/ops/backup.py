@@ -214,6 +214,8 @@ def create_backup(
         dump = subprocess.Popen(
             [str(dump_tool), "-Fc", "-v", "--no-password", "--lock-wait-timeout=60000",
              f"--snapshot={snapshot}",
+             # A running import's work tables (see cims/interop/synthea_stager.py).
+             "--exclude-table-data=import_staging.*",
              "--dbname", str(url.database)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=pg.tool_env(url),
         )  # fmt: skip

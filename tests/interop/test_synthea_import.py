@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 import factories
 from cims.config import shared_data_dir
 from cims.governance.models import ImportRun
-from cims.interop import synthea
+from cims.interop import synthea, synthea_stager
 from cims.interop.synthea import InvalidImport, import_synthea
 from cims.patients.models import Patient, PatientIdentifier
 from cims.security.crypto import load_cipher
@@ -281,7 +282,7 @@ def test_a_dangling_reference_fails_the_set_based_key_check(session: Session) ->
 
     patient = factories.patient(session)
     session.flush()
-    ctx = Context(cursor=synthea._raw_cursor(session), run_id=0, actor_id=None)
+    ctx = Context(main=synthea._raw_cursor(session), run_id=0, actor_id=None)
     ctx.execute("SET LOCAL session_replication_role = replica")
     ctx.cursor.execute(
         "INSERT INTO problems (patient_id, code_system, code, description, status)"
@@ -305,7 +306,7 @@ def test_a_staged_reference_to_an_earlier_row_is_checked_where_it_was_resolved(
 
     patient = factories.patient(session)
     session.flush()
-    ctx = Context(cursor=synthea._raw_cursor(session), run_id=0, actor_id=None)
+    ctx = Context(main=synthea._raw_cursor(session), run_id=0, actor_id=None)
     ctx.execute(
         "CREATE TEMP TABLE stg_probe (reject text, patient_id bigint, patient_id_new boolean)"
     )
@@ -433,4 +434,109 @@ def test_links_of_an_import_before_0010_move_onto_the_rows(
         assert again.rows_added == 0
         assert again.skipped["medications"] == _rows(SAMPLE_A / "medications.csv")
         session.rollback()
+    engine.dispose()
+
+
+def _bad_export(tmp_path: Path) -> Path:
+    """sample_c with an orphan visit, a condition with a bad date and an extra column."""
+    folder = _copy_sample(tmp_path)
+    encounters = folder / "encounters.csv"
+    lines = encounters.read_text(encoding="utf-8").splitlines()
+    orphan = lines[1].split(",")
+    orphan[0], orphan[3] = "11111111-2222-3333-4444-555555555555", "no-such-patient"
+    encounters.write_text("\n".join([*lines, ",".join(orphan)]) + "\n", encoding="utf-8")
+    conditions = folder / "conditions.csv"
+    rows = conditions.read_text(encoding="utf-8").splitlines()
+    rows[1] = "2020-02-31" + rows[1][rows[1].index(",") :]
+    conditions.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def _committed_admin(url: str) -> tuple[Any, Any]:
+    from cims.security.bootstrap import ensure_roles_and_privileges
+
+    engine = create_engine(url)
+    with Session(engine) as session:
+        ensure_roles_and_privileges(session)
+        admin = factories.actor(session, "admin")
+        session.commit()
+    return engine, admin
+
+
+TABLES = ("patients", "patient_identifiers", "encounters", "diagnoses", "problems",
+          "prescriptions", "procedures", "allergies", "treatment_plans", "observations",
+          "invoices", "charges", "payments", "users", "departments", "import_links")  # fmt: skip
+
+
+def _counts(engine: Any) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t: conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in TABLES}
+
+
+def test_checking_aside_on_a_second_connection_imports_exactly_the_same(
+    fresh_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    folder = _bad_export(tmp_path)
+    reports, counts = {}, {}
+    for parallel in (False, True):
+        engine, admin = _committed_admin(fresh_database(f"aside_{parallel}"))
+        with Session(engine) as session:
+            assert synthea_stager.available(synthea._raw_cursor(session))
+            report = import_synthea(session=session, actor=admin, folder=folder, parallel=parallel)
+            session.commit()
+        reports[parallel] = (report.read, report.added, report.skipped, report.rejected,
+                             report.rejected_counts, report.unknown)  # fmt: skip
+        counts[parallel] = _counts(engine)
+        with engine.connect() as conn:
+            assert (
+                conn.scalar(
+                    text("SELECT count(*) FROM pg_tables WHERE schemaname = 'import_staging'")
+                )
+                == 0
+            )
+        if parallel:
+            with Session(engine) as session:
+                again = import_synthea(session=session, actor=admin, folder=folder)
+                session.commit()
+            assert again.rows_added == 0
+            assert again.skipped["encounters"] == report.added["encounters"]
+            assert _counts(engine) == counts[True]
+        engine.dispose()
+    assert reports[True] == reports[False]
+    assert counts[True] == counts[False]
+    assert reports[True][4] == {"encounters": 1, "conditions": 1}
+
+
+def test_a_transaction_that_has_written_checks_on_its_own_connection(session: Session) -> None:
+    factories.patient(session)
+    session.flush()
+    assert not synthea_stager.available(synthea._raw_cursor(session))
+
+
+@pytest.mark.parametrize("half", ["checking", "writing"])
+def test_a_failure_while_checking_aside_leaves_nothing(
+    fresh_database: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, half: str
+) -> None:
+    engine, admin = _committed_admin(fresh_database(f"aside_fail_{half}"))
+    before = _counts(engine)
+
+    def broken(ctx: Any) -> Iterator[None]:
+        if half == "checking":
+            raise RuntimeError("broken while checking")
+        yield
+        raise RuntimeError("broken while writing")
+
+    loaders = tuple((s, broken if s == "medications" else f) for s, f in synthea._LOADERS)
+    monkeypatch.setattr(synthea, "_LOADERS", loaders)
+    with Session(engine) as session:
+        with pytest.raises(RuntimeError, match=f"broken while {half}"):
+            import_synthea(session=session, actor=admin, folder=SAMPLE_A, parallel=True)
+        session.rollback()
+    assert _counts(engine) == before
+    # What the failed import staged is gone with the next one.
+    monkeypatch.undo()
+    with Session(engine) as session:
+        report = import_synthea(session=session, actor=admin, folder=SAMPLE_A, parallel=True)
+        session.commit()
+    assert report.added["prescriptions"] == _rows(SAMPLE_A / "medications.csv")
     engine.dispose()
