@@ -207,8 +207,10 @@ def import_synthea(
         stager = synthea_stager.Stager(session.get_bind().engine, ctx, folder, _LOADERS)
         stager.start()
     failed = True
+    # With a stager the patients go first: the stager needs their id map after the payers.
+    order = sorted(_LOADERS, key=lambda step: step[0] != "patients") if stager else _LOADERS
     try:
-        for position, (stem, loader) in enumerate(_LOADERS):
+        for position, (stem, loader) in enumerate(order):
             notify(position / len(_LOADERS), stem)
             if stem == "patients" or stager is None:
                 result = stage_file(cursor, folder, stem)
