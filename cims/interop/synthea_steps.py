@@ -67,6 +67,8 @@ class Context:
     plans: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
     # Linked source table -> (staging table, new-id column) of files staged in this run.
     maps: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Staging table -> its resolved columns that point at rows of earlier imports somewhere.
+    earlier: dict[str, set[str]] = field(default_factory=dict)
     # PostgreSQL 16+: ``pg_input_is_valid`` checks values without regular expressions.
     input_checks: bool = False
     _foreign_keys: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
@@ -275,6 +277,18 @@ def apply_checks(
     )
     ctx.execute(f"DROP TABLE {table}")
     ctx.execute(f"ALTER TABLE {table}_checked RENAME TO {table}")
+    if refs:
+        # Which references point at rows of earlier imports (``check_keys`` proves those).
+        ctx.cursor.execute(
+            "SELECT "
+            + ", ".join(
+                f"coalesce(bool_or(NOT {into}_new AND {into} IS NOT NULL), false)"
+                for _kind, _ref, _source, into in refs
+            )
+            + f" FROM {table} WHERE reject IS NULL"
+        )
+        found = ctx.cursor.fetchone()
+        ctx.earlier[table] = {ref[3] for ref, old in zip(refs, found, strict=True) if old}
 
 
 def check_keyed(
@@ -436,6 +450,8 @@ def check_keys(
         if column not in columns:
             continue
         if staged is not None and _has_column(ctx, staged, f"{column}_new"):
+            if staged in ctx.earlier and column not in ctx.earlier[staged]:
+                continue  # every value is an id this run gave its own new rows
             values = (
                 f"SELECT DISTINCT {column} FROM {staged} WHERE reject IS NULL"
                 f" AND NOT {column}_new AND {column} IS NOT NULL"
