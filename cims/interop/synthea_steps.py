@@ -67,6 +67,8 @@ class Context:
     plans: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
     # Linked source table -> (staging table, new-id column) of files staged in this run.
     maps: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Staging table -> (read, skipped, rejected, rejected rows) once its checks are done.
+    verdicts: dict[str, tuple[int, int, int, list[dict[str, Any]]]] = field(default_factory=dict)
     # Staging table -> its resolved columns that point at rows of earlier imports somewhere.
     earlier: dict[str, set[str]] = field(default_factory=dict)
     # PostgreSQL 16+: ``pg_input_is_valid`` checks values without regular expressions.
@@ -506,27 +508,35 @@ def insert(
 
 
 def finish_checks(ctx: Context, table: str) -> None:
-    """Run the checks of a file whose loader planned none of its own (every row counts)."""
+    """End a file's checks: run them if its loader planned none, and count the verdicts.
+
+    The counts are taken here, where the checks ran (the stager's thread, if any), so the
+    import's own transaction does not read the file once more for them.
+    """
     if table in ctx.plans or not _has_column(ctx, table, "reject"):
         apply_checks(ctx, table)
-
-
-def collect(ctx: Context, stem: str, table: str) -> None:
-    """Move the staged file's rejections and skips into the report."""
-    finish_checks(ctx, table)
     ctx.cursor.execute(
         f"SELECT count(*) FILTER (WHERE reject IS NOT NULL),"
         f" count(*) FILTER (WHERE skip), count(*) FROM {table}"
     )
-    rejected, skipped, read = ctx.cursor.fetchone()
-    ctx.read[stem] = ctx.read.get(stem, 0) + int(read)
-    ctx.skipped[stem] = ctx.skipped.get(stem, 0) + int(skipped)
+    rejected, skipped, read = (int(n) for n in ctx.cursor.fetchone())
+    rows: list[dict[str, Any]] = []
     if rejected:
-        ctx.rejected_counts[stem] = ctx.rejected_counts.get(stem, 0) + int(rejected)
         ctx.cursor.execute(
             f"SELECT line, reject FROM {table} WHERE reject IS NOT NULL ORDER BY line LIMIT %s",
             (REJECT_CAP,),
         )
-        ctx.rejected.setdefault(stem, []).extend(
-            {"line": line, "reason": reason} for line, reason in ctx.cursor.fetchall()
-        )
+        rows = [{"line": line, "reason": reason} for line, reason in ctx.cursor.fetchall()]
+    ctx.verdicts[table] = (read, skipped, rejected, rows)
+
+
+def collect(ctx: Context, stem: str, table: str) -> None:
+    """Move the staged file's rejections and skips into the report."""
+    if table not in ctx.verdicts:
+        finish_checks(ctx, table)
+    read, skipped, rejected, rows = ctx.verdicts.pop(table)
+    ctx.read[stem] = ctx.read.get(stem, 0) + read
+    ctx.skipped[stem] = ctx.skipped.get(stem, 0) + skipped
+    if rejected:
+        ctx.rejected_counts[stem] = ctx.rejected_counts.get(stem, 0) + rejected
+        ctx.rejected.setdefault(stem, []).extend(rows)
