@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -68,6 +68,9 @@ def source_url(fresh_database: Callable[[str], str]) -> str:
     url = fresh_database("backup_src")
     engine = create_engine(url)
     seed_demo(engine, patients=40, seed=11)
+    with engine.begin() as conn:  # what a running Synthea import's stager holds
+        conn.execute(text("CREATE UNLOGGED TABLE import_staging.stg_medications (v text)"))
+        conn.execute(text("INSERT INTO import_staging.stg_medications VALUES ('staged')"))
     engine.dispose()
     return url
 
@@ -137,6 +140,11 @@ def test_round_trip_restores_identical_counts_and_checksums(
             actions = session.scalars(select(AuditEvent.action)).all()
         engine.dispose()
         assert actions[-1] == "backup.restore"
+        # An import's work tables are left out; their schema is there for the next import.
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT to_regnamespace('import_staging') IS NOT NULL"))
+            assert conn.scalar(text("SELECT to_regclass('import_staging.stg_medications')")) is None
+        engine.dispose()
         # The restored head is anchored outside the database, under the final name.
         anchors, _ = read_anchors(anchor_dir)
         assert [a.reason for a in anchors] == ["restore"]
