@@ -47,7 +47,10 @@ def _record_failure(url: str, source: str, label: str, error: str) -> None:
 
 
 def _print(report: ImportReport) -> None:
-    typer.echo(f"run {report.run_id} ({report.layout}) in {report.seconds:.1f} s")
+    typer.echo(
+        f"run {report.run_id} ({report.layout}) in {report.seconds:.1f} s"
+        f" on {report.connections} connection{'s' if report.connections > 1 else ''}"
+    )
     for table, rows in sorted(report.added.items()):
         typer.echo(f"  added {table:28s} {rows:>9,}")
     for stem, rows in sorted(report.skipped.items()):

@@ -104,6 +104,7 @@ class ImportReport:
     rejected: dict[str, list[dict[str, Any]]]
     unknown: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    connections: int = 1  # 2 when a stager checked the files aside (see synthea_stager)
 
     @property
     def rows_read(self) -> int:
@@ -259,6 +260,7 @@ def import_synthea(
         rejected=ctx.rejected,
         unknown=unknown,
         seconds=time.perf_counter() - started,
+        connections=2 if aside else 1,
     )
     audit.record(
         session,

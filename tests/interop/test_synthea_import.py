@@ -484,6 +484,7 @@ def test_checking_aside_on_a_second_connection_imports_exactly_the_same(
             assert synthea_stager.available(synthea._raw_cursor(session))
             report = import_synthea(session=session, actor=admin, folder=folder, parallel=parallel)
             session.commit()
+        assert report.connections == (2 if parallel else 1)
         reports[parallel] = (report.read, report.added, report.skipped, report.rejected,
                              report.rejected_counts, report.unknown)  # fmt: skip
         counts[parallel] = _counts(engine)
