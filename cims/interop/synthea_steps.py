@@ -475,6 +475,29 @@ def check_keys(
             raise RuntimeError(f"{target}.{column} = {dangling[0]} points at no {parent} row")
 
 
+def check_selected_keys(
+    ctx: Context, target: str, columns: str, select: str, params: dict[str, Any]
+) -> None:
+    """``check_keys`` for a table without ids: its keys are proven on what ``select`` gives.
+
+    The rows just added cannot be told from the others by id, so the (deterministic)
+    SELECT that gave them is read again and each key it set is looked up in its parent.
+    """
+    named = [name.strip() for name in columns.split(",")]
+    for column, parent, parent_column in _foreign_keys(ctx, target):
+        if column not in named:
+            continue
+        ctx.cursor.execute(
+            f"SELECT v.{column} FROM ({select}) AS v({', '.join(named)})"
+            f" WHERE v.{column} IS NOT NULL AND NOT EXISTS"
+            f" (SELECT 1 FROM {parent} p WHERE p.{parent_column} = v.{column}) LIMIT 1",
+            params,
+        )
+        dangling = ctx.cursor.fetchone()
+        if dangling is not None:
+            raise RuntimeError(f"{target}.{column} = {dangling[0]} points at no {parent} row")
+
+
 def insert(
     ctx: Context,
     target: str,
@@ -492,7 +515,11 @@ def insert(
     the same name.
     """
     if not _has_id(ctx, target):
-        ctx.added(target, ctx.execute(f"INSERT INTO {target} ({columns}) {select}", params))
+        with _key_triggers_off(ctx):
+            rows = ctx.execute(f"INSERT INTO {target} ({columns}) {select}", params)
+        if ctx.set_based_keys and rows:
+            check_selected_keys(ctx, target, columns, select, params)
+        ctx.added(target, rows)
         return
     with _key_triggers_off(ctx):
         ctx.cursor.execute(

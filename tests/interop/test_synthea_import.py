@@ -541,3 +541,15 @@ def test_a_failure_while_checking_aside_leaves_nothing(
         session.commit()
     assert report.added["prescriptions"] == _rows(SAMPLE_A / "medications.csv")
     engine.dispose()
+
+
+def test_a_dangling_key_of_a_table_without_ids_is_found_in_its_select(session: Session) -> None:
+    from cims.interop.synthea_steps import Context, check_selected_keys
+
+    ctx = Context(main=synthea._raw_cursor(session), run_id=0, actor_id=None)
+    select = "SELECT %(user)s::bigint, r.id FROM roles r WHERE r.code = 'doctor'"
+    user = factories.user(session, "doctor")
+    session.flush()
+    check_selected_keys(ctx, "user_roles", "user_id, role_id", select, {"user": user.id})
+    with pytest.raises(RuntimeError, match=r"user_roles\.user_id = 987654321 points at no users"):
+        check_selected_keys(ctx, "user_roles", "user_id, role_id", select, {"user": 987654321})
