@@ -60,6 +60,7 @@ class Stager:
         self._ready: queue.Queue[Staged | BaseException] = queue.Queue()
         self._patients: list[tuple[Any, ...]] | None = None
         self._patients_given = threading.Event()
+        self._early: dict[str, StagedFile | None] = {}  # copied in before their turn
         self._stop = threading.Event()
         self._proxy = engine.raw_connection()
         self._connection: Any = self._proxy.dbapi_connection
@@ -104,10 +105,15 @@ class Stager:
                 for (name,) in cursor.fetchall():
                     cursor.execute(f'DROP TABLE IF EXISTS {SCHEMA}."{name}"')
                 self._connection.commit()
-                for stem, loader in self.loaders:
+                for position, (stem, loader) in enumerate(self.loaders):
                     if self._stop.is_set():
                         return
                     if stem == "patients":
+                        # Copy the next files in while the main transaction writes the patients.
+                        for later, _loader in self.loaders[position + 1 :]:
+                            if self._patients_given.is_set():
+                                break
+                            self._early[later] = self._stage(cursor, later)
                         self._map_patients(cursor)
                         continue
                     self._ready.put(self._check(cursor, stem, loader))
@@ -115,9 +121,19 @@ class Stager:
             self._connection.rollback()
             self._ready.put(error)
 
-    def _check(self, cursor: Any, stem: str, loader: Callable[..., Iterator[None]]) -> Staged:
+    def _stage(self, cursor: Any, stem: str) -> StagedFile | None:
         self._begin(cursor)
         staged = stage_file(cursor, self.folder, stem, kind="UNLOGGED")
+        self._connection.commit()
+        return staged
+
+    def _check(self, cursor: Any, stem: str, loader: Callable[..., Iterator[None]]) -> Staged:
+        if stem in self._early:
+            staged = self._early.pop(stem)
+            self._begin(cursor)
+        else:
+            self._begin(cursor)
+            staged = stage_file(cursor, self.folder, stem, kind="UNLOGGED")
         resume = None
         if staged is not None:
             resume = loader(self.ctx)
