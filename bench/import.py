@@ -8,7 +8,8 @@ way an object-at-a-time importer would (for each row: look up its link, add the 
 flush for its id, add the link) on a slice of the same export, in the same run.
 
 - rows_per_s: CIMS rows added (import links not counted) per second of the whole import,
-  one transaction, commit included.
+  one transaction, commit included; the actor is committed first, so the import checks its
+  files aside on a second connection as the CLI and the import page do.
 - orm_rows_per_s: the same measure for the ORM loader on ``--orm-patients`` patients.
 - speedup_vs_orm: their ratio.
 - reimport_s: the same export imported again (it must add nothing), rolled back.
