@@ -160,7 +160,8 @@ def import_synthea(
     """Load a Synthea CSV folder into CIMS in the caller's transaction; returns the report.
 
     ``parallel``: check files on a second connection while this one writes (see
-    ``synthea_stager``); by default whenever the caller's transaction has written nothing.
+    ``synthea_stager``); by default whenever the caller's transaction has written nothing
+    and the schema is there (True forces it, False forbids it).
     """
     folder = Path(folder)
     try:
@@ -222,18 +223,21 @@ def import_synthea(
                     finish_checks(ctx, f"stg_{stem}")
             else:
                 _stem, result, resume = stager.next()
-            if result is None or resume is None:
-                continue
-            staged.append(stem)
-            if result.unknown_columns:
-                unknown_columns[f"{stem}.csv"] = result.unknown_columns
-            next(resume, None)
-            collect(ctx, stem, f"stg_{stem}")
+            if result is not None and resume is not None:
+                staged.append(stem)
+                if result.unknown_columns:
+                    unknown_columns[f"{stem}.csv"] = result.unknown_columns
+                next(resume, None)
+                collect(ctx, stem, f"stg_{stem}")
             if stem == "patients" and stager is not None:
-                cursor.execute(
-                    "SELECT src, new_id, linked_id FROM stg_patients WHERE reject IS NULL"
-                )
-                stager.give_patients(cursor.fetchall())
+                # Always, even empty (the file gone since the start): the stager waits for it.
+                people: list[tuple[Any, ...]] = []
+                if result is not None:
+                    cursor.execute(
+                        "SELECT src, new_id, linked_id FROM stg_patients WHERE reject IS NULL"
+                    )
+                    people = cursor.fetchall()
+                stager.give_patients(people)
         failed = False
     finally:
         if stager is not None:

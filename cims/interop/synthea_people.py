@@ -118,11 +118,12 @@ def load_payer_transitions(ctx: Context) -> Iterator[None]:
     resolve(ctx, table, "patient", "patients", "patient_id")
     reject(ctx, table, "patient_id IS NULL", "PATIENT not found")
     apply_checks(ctx, table)
-    new_patients = ctx.maps["patients"][0]
-    ctx.execute(
-        f"UPDATE {table} SET skip = true WHERE reject IS NULL"
-        f" AND patient_id NOT IN (SELECT new_id FROM {new_patients} WHERE new_id IS NOT NULL)"
-    )
+    if "patients" in ctx.maps:  # else no row found its patient
+        new_patients = ctx.maps["patients"][0]
+        ctx.execute(
+            f"UPDATE {table} SET skip = true WHERE reject IS NULL"
+            f" AND patient_id NOT IN (SELECT new_id FROM {new_patients} WHERE new_id IS NOT NULL)"
+        )
     yield
     rows = ctx.execute(
         "UPDATE patients t SET insurance_type = x.kind FROM ("

@@ -553,3 +553,29 @@ def test_a_dangling_key_of_a_table_without_ids_is_found_in_its_select(session: S
     check_selected_keys(ctx, "user_roles", "user_id, role_id", select, {"user": user.id})
     with pytest.raises(RuntimeError, match=r"user_roles\.user_id = 987654321 points at no users"):
         check_selected_keys(ctx, "user_roles", "user_id, role_id", select, {"user": 987654321})
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_patients_file_gone_mid_import_rejects_rows_instead_of_hanging(
+    fresh_database: Callable[[str], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    parallel: bool,
+) -> None:
+    engine, admin = _committed_admin(fresh_database(f"gone_{parallel}"))
+    folder = tmp_path / "export"
+    shutil.copytree(SAMPLE_A, folder)
+    staging = synthea.stage_file
+
+    def vanishing(cursor: Any, where: Path, stem: str, kind: str = "TEMP") -> Any:
+        if stem == "patients":
+            return None  # as if the file had been deleted after the import started
+        return staging(cursor, where, stem, kind)
+
+    monkeypatch.setattr(synthea, "stage_file", vanishing)
+    with Session(engine) as session:
+        report = import_synthea(session=session, actor=admin, folder=folder, parallel=parallel)
+        session.rollback()
+    assert "patients" not in report.read
+    assert report.rejected_counts["encounters"] == _rows(SAMPLE_A / "encounters.csv")
+    engine.dispose()
