@@ -128,11 +128,10 @@ class Stager:
         return staged
 
     def _check(self, cursor: Any, stem: str, loader: Callable[..., Iterator[None]]) -> Staged:
+        self._begin(cursor)
         if stem in self._early:
             staged = self._early.pop(stem)
-            self._begin(cursor)
         else:
-            self._begin(cursor)
             staged = stage_file(cursor, self.folder, stem, kind="UNLOGGED")
         resume = None
         if staged is not None:
