@@ -177,8 +177,6 @@ def import_synthea(
     cursor = _raw_cursor(session)
     # Checking aside needs a transaction that has written nothing yet (see the stager).
     aside = synthea_stager.available(cursor) if parallel is None else parallel
-    cursor.execute("SHOW search_path")
-    search_path = cursor.fetchone()[0]
     # One import at a time: two runs of the same export must not both see "not yet linked".
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('cims.import.synthea'))"))
     # Room to hash whole files in memory instead of spilling to disk (this transaction only).
@@ -200,11 +198,14 @@ def import_synthea(
     unknown_columns: dict[str, list[str]] = {}
     staged: list[str] = []
     stager = None
+    search_path = None
     if aside:
         # This transaction reads the stager's tables by name, after its own TEMP ones.
+        cursor.execute("SHOW search_path")
+        search_path = cursor.fetchone()[0]
         cursor.execute(
-            "SELECT set_config('search_path', current_setting('search_path') || ', '"
-            f" || '{synthea_stager.SCHEMA}', true)"
+            "SELECT set_config('search_path', %s || ', ' || %s, true)",
+            (search_path, synthea_stager.SCHEMA),
         )
         stager = synthea_stager.Stager(session.get_bind().engine, ctx, folder, _LOADERS)
         stager.start()

@@ -432,6 +432,21 @@ def _has_id(ctx: Context, target: str) -> bool:
     return _has_column(ctx, target, "id")
 
 
+def _refuse_dangling(
+    ctx: Context, target: str, key: tuple[str, str, str], values: str, arguments: Any
+) -> None:
+    """Abort when a value of ``key`` (column, parent, parent column) in ``values`` has no parent."""
+    column, parent, parent_column = key
+    ctx.cursor.execute(
+        f"SELECT v.{column} FROM ({values}) v WHERE NOT EXISTS"
+        f" (SELECT 1 FROM {parent} p WHERE p.{parent_column} = v.{column}) LIMIT 1",
+        arguments,
+    )
+    dangling = ctx.cursor.fetchone()
+    if dangling is not None:
+        raise RuntimeError(f"{target}.{column} = {dangling[0]} points at no {parent} row")
+
+
 def check_keys(
     ctx: Context,
     target: str,
@@ -465,14 +480,7 @@ def check_keys(
                 f" WHERE id BETWEEN %s AND %s AND {column} IS NOT NULL"
             )
             arguments = (low, high)
-        ctx.cursor.execute(
-            f"SELECT v.{column} FROM ({values}) v WHERE NOT EXISTS"
-            f" (SELECT 1 FROM {parent} p WHERE p.{parent_column} = v.{column}) LIMIT 1",
-            arguments,
-        )
-        dangling = ctx.cursor.fetchone()
-        if dangling is not None:
-            raise RuntimeError(f"{target}.{column} = {dangling[0]} points at no {parent} row")
+        _refuse_dangling(ctx, target, (column, parent, parent_column), values, arguments)
 
 
 def check_selected_keys(
@@ -487,15 +495,8 @@ def check_selected_keys(
     for column, parent, parent_column in _foreign_keys(ctx, target):
         if column not in named:
             continue
-        ctx.cursor.execute(
-            f"SELECT v.{column} FROM ({select}) AS v({', '.join(named)})"
-            f" WHERE v.{column} IS NOT NULL AND NOT EXISTS"
-            f" (SELECT 1 FROM {parent} p WHERE p.{parent_column} = v.{column}) LIMIT 1",
-            params,
-        )
-        dangling = ctx.cursor.fetchone()
-        if dangling is not None:
-            raise RuntimeError(f"{target}.{column} = {dangling[0]} points at no {parent} row")
+        values = f"SELECT * FROM ({select}) AS s({', '.join(named)}) WHERE {column} IS NOT NULL"
+        _refuse_dangling(ctx, target, (column, parent, parent_column), values, params)
 
 
 def insert(

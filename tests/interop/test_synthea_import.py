@@ -165,13 +165,19 @@ def _copy_sample(tmp_path: Path) -> Path:
     return folder
 
 
-def test_bad_rows_are_rejected_with_file_line_and_reason(session: Session, tmp_path: Path) -> None:
-    folder = _copy_sample(tmp_path)
+def _add_orphan_visit(folder: Path) -> list[str]:
+    """Append a visit of a patient that does not exist; returns the file's lines before."""
     encounters = folder / "encounters.csv"
     lines = encounters.read_text(encoding="utf-8").splitlines()
     orphan = lines[1].split(",")
     orphan[0], orphan[3] = "11111111-2222-3333-4444-555555555555", "no-such-patient"
     encounters.write_text("\n".join([*lines, ",".join(orphan)]) + "\n", encoding="utf-8")
+    return lines
+
+
+def test_bad_rows_are_rejected_with_file_line_and_reason(session: Session, tmp_path: Path) -> None:
+    folder = _copy_sample(tmp_path)
+    lines = _add_orphan_visit(folder)
     conditions = folder / "conditions.csv"
     rows = conditions.read_text(encoding="utf-8").splitlines()
     broken = rows[1].split(",")
@@ -438,13 +444,9 @@ def test_links_of_an_import_before_0010_move_onto_the_rows(
 
 
 def _bad_export(tmp_path: Path) -> Path:
-    """sample_c with an orphan visit, a condition with a bad date and an extra column."""
+    """sample_c with an orphan visit and a condition dated 31 February."""
     folder = _copy_sample(tmp_path)
-    encounters = folder / "encounters.csv"
-    lines = encounters.read_text(encoding="utf-8").splitlines()
-    orphan = lines[1].split(",")
-    orphan[0], orphan[3] = "11111111-2222-3333-4444-555555555555", "no-such-patient"
-    encounters.write_text("\n".join([*lines, ",".join(orphan)]) + "\n", encoding="utf-8")
+    _add_orphan_visit(folder)
     conditions = folder / "conditions.csv"
     rows = conditions.read_text(encoding="utf-8").splitlines()
     rows[1] = "2020-02-31" + rows[1][rows[1].index(",") :]

@@ -37,13 +37,16 @@ KEYED: dict[str, tuple[str, ...]] = {
     "observations": ("observations",),
 }
 
+# Encounters always kept their key: only their links move.
+MOVED: dict[str, tuple[str, ...]] = {**KEYED, "encounters": ("encounters",)}
+
 
 def upgrade() -> None:
     """Add the columns, move the Synthea links of these tables onto their rows."""
     for table in KEYED:
         op.add_column(table, sa.Column("source_system", sa.Text(), nullable=True))
         op.add_column(table, sa.Column("source_id", sa.Text(), nullable=True))
-    for table, sources in {**KEYED, "encounters": ("encounters",)}.items():
+    for table, sources in MOVED.items():
         op.execute(
             sa.text(
                 f"UPDATE {table} t SET source_system = l.source_system, source_id = l.source_id"
@@ -62,22 +65,19 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Move the keys back into import_links and drop the columns."""
-    for table, sources in {**KEYED, "encounters": ("encounters",)}.items():
+    for table, sources in MOVED.items():
         # Immunizations are the procedures stored with code system CVX.
         source = (
             "CASE WHEN code_system = 'CVX' THEN 'immunizations' ELSE 'procedures' END"
             if table == "procedures"
-            else ":source"
+            else f"'{sources[0]}'"
         )
         op.execute(
             sa.text(
                 "INSERT INTO import_links (source_system, source_table, source_id,"
                 f" target_table, target_id) SELECT source_system, {source}, source_id, :table, id"
                 f" FROM {table} WHERE source_system = 'synthea' AND source_id IS NOT NULL"
-            ).bindparams(
-                *([sa.bindparam("source", sources[0])] if table != "procedures" else []),
-                table=table,
-            )
+            ).bindparams(table=table)
         )
         if table != "encounters":
             op.drop_column(table, "source_id")
